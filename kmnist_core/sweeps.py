@@ -1,0 +1,98 @@
+"""Sweeps and repeats: expand one hyperparameter's values times seeds into
+configs, and aggregate finished runs into mean +- standard deviation, as the
+reports tabulated them ("0.001 - 82.79 +- 0.11")."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+
+from .config import TrainConfig
+
+SWEEPABLE = ("lr", "batch_size", "weight_decay", "dropout", "width", "label_smoothing", "augment",
+             "epochs", "arch", "optimizer", "schedule", "val_fraction")
+METRICS = ("test_accuracy", "best_val_accuracy", "test_loss", "train_seconds")
+
+
+def parse_values(base: TrainConfig, param: str, text: str) -> list:
+    """'1e-3, 1e-4' -> [0.001, 0.0001], typed like the config field."""
+    if param not in SWEEPABLE:
+        raise ValueError(f"Cannot sweep '{param}': choose one of {', '.join(SWEEPABLE)}.")
+    kind = typing.get_type_hints(TrainConfig)[param]
+    kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
+    values = []
+    for item in (v.strip() for v in text.split(",")):
+        if not item:
+            continue
+        try:
+            values.append(kind(item))
+        except ValueError:
+            raise ValueError(f"'{item}' is not a valid {kind.__name__} for {param}.") from None
+    if not values:
+        raise ValueError(f"Give at least one value for {param}.")
+    for value in values:
+        dataclasses.replace(base, **{param: value}).validate()
+    return values
+
+
+def expand(base: TrainConfig, param: str, values: list, repeats: int = 1) -> list[TrainConfig]:
+    """One config per value and repeat; repeat r uses seed base.seed + r. All share a group id."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    group = f"sweep-{param}-{datetime.now():%Y%m%d-%H%M%S}"
+    return [dataclasses.replace(base, **{param: value}, seed=base.seed + r, group=group,
+                                name=f"{param}={value} seed={base.seed + r}").validate()
+            for value in values for r in range(repeats)]
+
+
+def metric(run, name: str) -> float | None:
+    record = run.record
+    if name == "test_accuracy":
+        return (record.get("test") or {}).get("accuracy")
+    if name == "test_loss":
+        return (record.get("test") or {}).get("loss")
+    if name == "best_val_accuracy":
+        return record.get("best_val_accuracy")
+    if name == "train_seconds":
+        return (record.get("timings") or {}).get("train_seconds")
+    raise ValueError(f"Unknown metric '{name}': choose one of {', '.join(METRICS)}.")
+
+
+@dataclass
+class Row:
+    value: object
+    mean: float | None
+    std: float | None
+    n: int
+
+
+def aggregate(runs: list, param: str, metric_name: str = "test_accuracy") -> list[Row]:
+    """Mean and sample standard deviation of the metric per value of `param`, in the
+    order the values first appear; runs without the metric (stopped, failed) are left out."""
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault(run.record["config"][param], []).append(metric(run, metric_name))
+    rows = []
+    for value, found in groups.items():
+        values = [v for v in found if v is not None]
+        rows.append(Row(value, statistics.fmean(values) if values else None,
+                        statistics.stdev(values) if len(values) > 1 else (0.0 if values else None), len(values)))
+    return rows
+
+
+def format_value(metric_name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 100:.2f}" if metric_name.endswith("accuracy") else f"{value:.4g}"
+
+
+def format_table(rows: list[Row], param: str, metric_name: str) -> str:
+    unit = " (%)" if metric_name.endswith("accuracy") else ""
+    lines = [f"{param:>14} | {metric_name}{unit}: mean ± std (n)"]
+    for row in rows:
+        lines.append(f"{row.value!s:>14} | {format_value(metric_name, row.mean)} ± "
+                     f"{format_value(metric_name, row.std)} ({row.n})")
+    return "\n".join(lines)

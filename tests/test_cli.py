@@ -1,0 +1,53 @@
+import numpy as np
+from PIL import Image
+
+from kmnist_core.cli import main
+
+
+def test_train_list_evaluate_predict(data_root, runs_dir, tmp_path, capsys):
+    code = main(["train", "--dataset", "mnist", "--arch", "mlp_small", "--epochs", "1", "--batch-size", "64",
+                 "--data-root", str(data_root), "--runs-dir", str(runs_dir), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0 and ": finished | MNIST / mlp_small | 1 epochs" in out and "test " in out
+    run_id = out.split(":")[0].strip()
+
+    assert main(["list", "--runs-dir", str(runs_dir)]) == 0
+    assert run_id in capsys.readouterr().out
+
+    assert main(["evaluate", run_id, "--runs-dir", str(runs_dir), "--data-root", str(data_root)]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "precision" in out
+
+    image = np.zeros((100, 100), dtype=np.uint8)
+    image[20:80, 45:55] = 255
+    Image.fromarray(image).save(tmp_path / "one.png")
+    Image.new("L", (100, 100)).save(tmp_path / "blank.png")
+    assert main(["predict", run_id, str(tmp_path / "one.png"), str(tmp_path / "blank.png"),
+                 "--runs-dir", str(runs_dir)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].count("%") == 3 and "blank" in out[1] and "no character" in out[1]
+
+
+def test_bad_input_is_one_line_not_a_traceback(data_root, runs_dir, tmp_path, capsys):
+    assert main(["train", "--epochs", "0", "--data-root", str(data_root)]) == 2
+    assert capsys.readouterr().err.strip() == "error: epochs must be at least 1, got 0"
+    assert main(["train", "--dataset", str(tmp_path / "nothing"), "--runs-dir", str(runs_dir)]) == 2
+    assert capsys.readouterr().err.startswith("error: Unknown dataset")
+    assert main(["evaluate", "missing-run", "--runs-dir", str(runs_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Run 'missing-run' not found") and err.count("\n") == 1
+    (tmp_path / "junk.png").write_bytes(b"junk")
+    main(["train", "--dataset", "mnist", "--arch", "mlp_small", "--epochs", "1", "--data-root", str(data_root),
+          "--runs-dir", str(runs_dir)])
+    run_id = capsys.readouterr().out.split(":")[0]
+    assert main(["predict", run_id, str(tmp_path / "junk.png"), "--runs-dir", str(runs_dir)]) == 2
+    assert "not an image" in capsys.readouterr().err
+
+
+def test_sweep_prints_the_table(data_root, runs_dir, capsys):
+    code = main(["sweep", "--dataset", "mnist", "--arch", "mlp_small", "--epochs", "1", "--param", "lr",
+                 "--values", "0.01,0.001", "--repeats", "2", "--data-root", str(data_root),
+                 "--runs-dir", str(runs_dir)])
+    out = capsys.readouterr().out
+    assert code == 0 and "[4/4] lr=0.001 seed=1" in out
+    assert "0.01 |" in out and "(2)" in out

@@ -1,0 +1,101 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from kmnist_core import drawing
+
+
+def canvas(strokes, size=280):
+    """White strokes on black, drawn as filled rectangles (y0, y1, x0, x1)."""
+    image = np.zeros((size, size), dtype=np.uint8)
+    for y0, y1, x0, x1 in strokes:
+        image[y0:y1, x0:x1] = 255
+    return image
+
+
+def ink_box(image28, threshold=0.05):
+    rows = torch.nonzero(image28.max(1).values > threshold).flatten()
+    cols = torch.nonzero(image28.max(0).values > threshold).flatten()
+    return rows[0].item(), rows[-1].item(), cols[0].item(), cols[-1].item()
+
+
+def centre_of_mass(image28):
+    ys = torch.arange(28, dtype=torch.float32)
+    return float((image28.sum(1) * ys).sum() / image28.sum()), float((image28.sum(0) * ys).sum() / image28.sum())
+
+
+@pytest.mark.parametrize("strokes", [
+    [(10, 60, 200, 210), (10, 20, 180, 240)],          # small, off-centre, top right
+    [(100, 260, 20, 80)],                                # thick vertical bar, left
+    [(120, 130, 30, 250), (40, 250, 135, 145)],         # a large cross
+])
+def test_strokes_end_up_centred_in_a_20px_box(strokes):
+    out = drawing.prepare_drawing(canvas(strokes))
+    assert out.shape == (28, 28) and out.max() == pytest.approx(1, abs=1e-3)
+    top, bottom, left, right = ink_box(out)
+    assert max(bottom - top + 1, right - left + 1) == 20
+    cy, cx = centre_of_mass(out)
+    assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0
+
+
+def test_blank_and_specks_are_empty():
+    assert drawing.prepare_drawing(canvas([])) is None
+    assert drawing.prepare_drawing(canvas([(100, 103, 100, 103)])) is None  # a 3x3 speck on 280x280
+    rgba = np.zeros((200, 200, 4), dtype=np.uint8)
+    assert drawing.prepare_drawing(rgba) is None
+
+
+def test_rgba_white_on_black_and_black_on_white_agree():
+    strokes = [(50, 230, 60, 90), (60, 80, 60, 220), (140, 160, 100, 200)]
+    white_on_black = canvas(strokes)
+    black_on_white = 255 - white_on_black
+    rgba = np.zeros((280, 280, 4), dtype=np.uint8)  # a canvas: transparent, blue strokes
+    rgba[..., 2] = 200
+    rgba[..., 3] = white_on_black
+    rgb = np.stack([black_on_white] * 3, axis=-1)
+    results = [drawing.prepare_drawing(x) for x in (white_on_black, black_on_white, rgba, rgb)]
+    for other in results[1:]:
+        assert torch.allclose(results[0], other, atol=1e-4)
+
+
+def test_photo_with_grey_paper_is_cleaned():
+    paper = np.full((300, 300), 190, dtype=np.uint8) + np.random.default_rng(0).integers(0, 20, (300, 300)).astype(np.uint8)
+    paper[80:220, 140:160] = 40
+    out = drawing.prepare_drawing(paper)
+    assert out is not None and out[:4].max() == 0 and out[:, :2].max() == 0
+
+
+def png_bytes(image, **save):
+    buffer = io.BytesIO()
+    image.save(buffer, **save)
+    return buffer.getvalue()
+
+
+def test_upload_problems_are_clear_messages():
+    with pytest.raises(drawing.ImageProblem, match="not an image"):
+        drawing.read_image_bytes(b"%PDF-1.4 definitely not a picture")
+    with pytest.raises(drawing.ImageProblem, match="not an image"):
+        drawing.read_image_bytes(png_bytes(Image.new("L", (50, 50)), format="PNG")[:60])
+    frames = [Image.new("L", (20, 20), c) for c in (0, 255)]
+    with pytest.raises(drawing.ImageProblem, match="Animated"):
+        drawing.read_image_bytes(png_bytes(frames[0], format="GIF", save_all=True, append_images=frames[1:]))
+    with pytest.raises(drawing.ImageProblem, match="limit is 4096x4096"):
+        drawing.read_image_bytes(png_bytes(Image.new("L", (5000, 4000)), format="PNG"))
+    with pytest.raises(drawing.ImageProblem, match="limit is 10 MB"):
+        drawing.read_image_bytes(bytes(11 * 2**20))
+    ok = drawing.read_image_bytes(png_bytes(Image.fromarray(canvas([(10, 200, 100, 140)])), format="PNG"))
+    assert ok.shape == (280, 280) and drawing.prepare_drawing(ok) is not None
+
+
+def test_prediction_and_saliency(trained_run):
+    from kmnist_core import runs
+    model = runs.load_model(trained_run)
+    image = drawing.prepare_drawing(canvas([(40, 240, 120, 160)]))
+    probabilities = drawing.predict_drawing(model, trained_run.normalization, image)
+    assert probabilities.shape == (10,) and probabilities.sum().item() == pytest.approx(1, abs=1e-5)
+    heat = drawing.saliency(model, trained_run.normalization, image, int(probabilities.argmax()))
+    assert heat.shape == (28, 28) and heat.max().item() == pytest.approx(1) and heat.min() >= 0
+    assert all(p.grad is None for p in model.parameters())

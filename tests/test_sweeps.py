@@ -1,0 +1,44 @@
+import dataclasses
+import types
+
+import pytest
+
+from kmnist_core import sweeps
+from kmnist_core.config import TrainConfig
+
+
+def fake_run(**record):
+    return types.SimpleNamespace(record=record)
+
+
+def test_expand_values_times_seeds():
+    base = TrainConfig(arch="mlp_small", seed=7)
+    configs = sweeps.expand(base, "weight_decay", sweeps.parse_values(base, "weight_decay", "1e-3, 1e-4"), repeats=3)
+    assert [(c.weight_decay, c.seed) for c in configs] == [
+        (1e-3, 7), (1e-3, 8), (1e-3, 9), (1e-4, 7), (1e-4, 8), (1e-4, 9)]
+    assert len({c.group for c in configs}) == 1 and configs[0].group.startswith("sweep-weight_decay-")
+    assert configs[0].arch == "mlp_small" and configs[4].name == "weight_decay=0.0001 seed=8"
+
+
+def test_parse_values_types_and_errors():
+    base = TrainConfig()
+    assert sweeps.parse_values(base, "batch_size", "64,128") == [64, 128]
+    assert sweeps.parse_values(base, "arch", "lenet,mlp") == ["lenet", "mlp"]
+    with pytest.raises(ValueError, match="not a valid int"):
+        sweeps.parse_values(base, "batch_size", "64,big")
+    with pytest.raises(ValueError, match="lr must be positive"):
+        sweeps.parse_values(base, "lr", "0.1,-1")
+    with pytest.raises(ValueError, match="Cannot sweep 'seed'"):
+        sweeps.parse_values(base, "seed", "1,2")
+
+
+def test_aggregate_mean_std_and_table():
+    runs = [fake_run(config={"lr": lr}, test={"accuracy": acc})
+            for lr, acc in [(0.1, 0.80), (0.1, 0.82), (0.1, 0.84), (0.01, 0.9)]]
+    runs.append(fake_run(config={"lr": 0.01}, test=None))  # a stopped run has no test metric
+    rows = sweeps.aggregate(runs, "lr")
+    assert [(r.value, r.n) for r in rows] == [(0.1, 3), (0.01, 1)]
+    assert rows[0].mean == pytest.approx(0.82) and rows[0].std == pytest.approx(0.02)
+    assert rows[1].std == 0.0
+    table = sweeps.format_table(rows, "lr", "test_accuracy")
+    assert "0.1 | 82.00 ± 2.00 (3)" in table and "0.01 | 90.00 ± 0.00 (1)" in table
