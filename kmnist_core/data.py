@@ -255,3 +255,11 @@ def make_splits(data: RawDataset, val_fraction: float = 0.1, seed: int = 0) -> S
     return Splits(data.info, train_images, data.train_labels[train_idx],
                   data.train_images[val_idx], data.train_labels[val_idx],
                   data.test_images, data.test_labels, val_idx, Normalization.of(train_images))
+
+
+def examples_per_class(labels: torch.Tensor, per_class: int, num_classes: int, seed: int = 0) -> list[list[int]]:
+    """Up to `per_class` random indices of each class (a fixed sample for a given seed)."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=generator)
+    shuffled = labels[order]
+    return [order[shuffled == c][:per_class].tolist() for c in range(num_classes)]

@@ -1,0 +1,119 @@
+"""View helpers shared by the pages: the process-wide job manager, run pickers,
+dataset loading with its error shown in place, and small display pieces.
+No training or metric logic lives here: that is kmnist_core's."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import streamlit as st
+import torch
+
+from kmnist_core import data, evaluation, runs
+from kmnist_core.charts import enlarge
+from kmnist_core.jobs import JobManager
+
+STATUS_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌",
+                "cancelled": "🚫", "interrupted": "⚠️"}
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    """One per server process: jobs survive reruns, page switches, reloads and other tabs."""
+    return JobManager()
+
+
+def load_dataset(name: str, root: str | None = None) -> data.RawDataset | None:
+    """The dataset, or None after showing why it is not available and what to do."""
+    try:
+        return data.load_dataset(name, root, download=False)
+    except data.DatasetUnavailable as error:
+        st.warning(str(error), icon="📂")
+        return None
+
+
+def run_label(run: runs.Run) -> str:
+    r = run.record
+    accuracy = run.test_accuracy
+    parts = [("📦 " if run.shipped else "") + run.name, r["dataset"]["display_name"], r["config"]["arch"],
+             f"test {accuracy:.2%}" if accuracy is not None else run.status]
+    return " · ".join(parts)
+
+
+def usable_runs() -> list[runs.Run]:
+    """Readable runs with weights, shipped ones included; broken folders are reported once, not fatal."""
+    found, problems = runs.scan_runs()
+    if problems:
+        with st.expander(f"{len(problems)} run folder(s) could not be read and are skipped"):
+            for problem in problems:
+                st.caption(problem)
+    return [r for r in found if r.has_weights]
+
+
+def pick_run(label: str, choices: list[runs.Run], key: str) -> runs.Run | None:
+    if not choices:
+        return None
+    ids = [r.id for r in choices]
+    wanted = st.session_state.get("selected_run")
+    index = ids.index(wanted) if wanted in ids else 0
+    chosen = st.selectbox(label, ids, index=index, key=key, format_func=lambda i: run_label(choices[ids.index(i)]))
+    st.session_state["selected_run"] = chosen
+    return choices[ids.index(chosen)]
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def _cached_model(path: str, mtime: float):
+    return runs.load_model(runs.load_run(path))
+
+
+def load_model(run: runs.Run):
+    """The run's model, cached per weights file; None after showing why it cannot load."""
+    try:
+        return _cached_model(str(run.path), (run.path / runs.WEIGHTS).stat().st_mtime)
+    except (runs.CheckpointError, OSError) as error:
+        st.error(f"This model cannot be loaded: {error}")
+        return None
+
+
+@st.cache_resource(max_entries=8, show_spinner="Evaluating on the test set…")
+def _cached_report(path: str, mtime: float, data_root: str | None) -> evaluation.Report:
+    run = runs.load_run(path)
+    dataset = data.load_dataset(run.record["dataset"]["name"], data_root, download=False)
+    return evaluation.evaluate(_cached_model(path, mtime), dataset.test_images, dataset.test_labels,
+                               run.normalization, run.class_names)
+
+
+def test_report(run: runs.Run) -> evaluation.Report | None:
+    """The run's test-set evaluation, cached per run so coming back is instant."""
+    try:
+        return _cached_report(str(run.path), (run.path / runs.WEIGHTS).stat().st_mtime, run.config.data_root)
+    except data.DatasetUnavailable as error:
+        st.warning(f"The test set of this run's dataset is not available: {error}", icon="📂")
+    except (runs.CheckpointError, OSError) as error:
+        st.error(f"This model cannot be loaded: {error}")
+    return None
+
+
+def image_strip(images: torch.Tensor, factor: int = 2, gap: int = 2) -> np.ndarray:
+    """Several 28x28 images side by side in one picture (one st.image instead of many)."""
+    tiles = [enlarge(image, factor) for image in images]
+    if not tiles:
+        return np.zeros((28 * factor, 1), dtype=np.uint8)
+    spacer = np.full((tiles[0].shape[0], gap), 255, dtype=np.uint8)
+    return np.concatenate([part for tile in tiles for part in (tile, spacer)][:-1], axis=1)
+
+
+def when(timestamp: str | float | None) -> str:
+    if timestamp is None:
+        return ""
+    moment = datetime.fromtimestamp(timestamp) if isinstance(timestamp, (int, float)) else \
+        datetime.fromisoformat(timestamp).astimezone()
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
