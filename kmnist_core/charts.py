@@ -82,3 +82,94 @@ def overlay(image28, heat28, factor: int = 8) -> np.ndarray:
     heat = enlarge(heat28, factor).astype(np.float32) / 255
     rgb = np.stack([gray * 0.6 + heat * 0.9, gray * 0.6 + heat * 0.2, gray * 0.6], axis=-1)
     return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+CURVE_TITLES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
+                "train_accuracy": "training accuracy", "train_loss": "training loss",
+                "epoch": "epoch", "elapsed": "seconds of training"}
+
+
+def compare_curves(curves: dict[str, tuple[list[float], list[float]]], metric: str, x: str = "epoch") -> go.Figure:
+    """Several runs' curves of one metric overlaid (from experiments.curves), one line per run."""
+    fig = go.Figure([go.Scatter(x=xs, y=ys, name=label, mode="lines+markers", line=dict(color=COLORS[i % len(COLORS)]))
+                     for i, (label, (xs, ys)) in enumerate(curves.items())])
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), title=CURVE_TITLES.get(metric, metric),
+                      xaxis_title=CURVE_TITLES.get(x, x), legend=dict(orientation="h", y=-0.25))
+    if metric.endswith("accuracy"):
+        fig.update_yaxes(tickformat=".1%")
+    return fig
+
+
+def _grouped_bars(series: dict[str, list[float]], class_names: list[str], percent: bool) -> go.Figure:
+    fig = go.Figure([go.Bar(x=list(class_names), y=list(values), name=name, marker_color=COLORS[i % len(COLORS)])
+                     for i, (name, values) in enumerate(series.items())])
+    fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(type="category"), legend=dict(orientation="h", y=-0.2))
+    if percent:
+        fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def per_class_bars(accuracies: dict[str, list[float]], class_names: list[str]) -> go.Figure:
+    """Per-class accuracy of several runs side by side (one bar group per class, one colour per run)."""
+    return _grouped_bars(accuracies, class_names, percent=True)
+
+
+def class_balance(counts: dict[str, list[int]], class_names: list[str]) -> go.Figure:
+    """Images per class in each split (one colour per split)."""
+    return _grouped_bars(counts, class_names, percent=False)
+
+
+LOG_SCALE_PARAMS = ("lr", "weight_decay")
+
+
+def sweep_errorbars(rows, param: str, metric: str) -> go.Figure:
+    """A sweep's metric (mean ± sample std over repeats, from sweeps.aggregate) against the swept value."""
+    rows = [row for row in rows if row.mean is not None]
+    number = ":.2%" if metric.endswith("accuracy") else ":.4g"
+    numeric = all(isinstance(row.value, (int, float)) and not isinstance(row.value, bool) for row in rows)
+    fig = go.Figure(go.Scatter(
+        x=[row.value if numeric else str(row.value) for row in rows], y=[row.mean for row in rows],
+        error_y=dict(type="data", array=[row.std or 0.0 for row in rows], visible=True),
+        mode="lines+markers" if numeric else "markers", marker=dict(size=9, color=COLORS[0]),
+        customdata=[[row.std or 0.0, row.n] for row in rows],
+        hovertemplate=f"{param} %{{x}}<br>%{{y{number}}} ± %{{customdata[0]{number}}} over %{{customdata[1]}} run(s)<extra></extra>"))
+    log_x = numeric and param in LOG_SCALE_PARAMS and all(row.value > 0 for row in rows)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), yaxis_title=metric,
+                      xaxis=dict(title=param, type="log" if log_x else ("linear" if numeric else "category")))
+    if metric.endswith("accuracy"):
+        fig.update_yaxes(tickformat=".2%")
+    return fig
+
+
+def embedding_scatter(points: np.ndarray, labels, predictions, class_names: list[str], indices=None) -> go.Figure:
+    """2-D points coloured by true class, one trace per class (so the legend can hide classes);
+    mistakes are drawn as crosses. Each point's customdata is [index, true, predicted], which a
+    click selection hands back. `indices` default to the rows' positions."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    indices = np.arange(len(points)) if indices is None else np.asarray(indices)
+    fig = go.Figure()
+    for c in np.unique(labels):
+        mask = labels == c
+        wrong = predictions[mask] != c
+        fig.add_trace(go.Scattergl(
+            x=points[mask, 0], y=points[mask, 1], mode="markers", name=class_names[c],
+            marker=dict(size=6, color=COLORS[c % len(COLORS)], symbol=np.where(wrong, "x", "circle"), opacity=0.8),
+            customdata=np.stack([indices[mask], labels[mask], predictions[mask]], axis=1),
+            text=[f"#{i} true {class_names[t]} · predicted {class_names[p]}"
+                  for i, t, p in zip(indices[mask], labels[mask], predictions[mask])],
+            hovertemplate="%{text}<extra></extra>"))
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), legend=dict(itemsizing="constant"),
+                      xaxis=dict(showticklabels=False), yaxis=dict(showticklabels=False))
+    return fig
+
+
+def pixel_histogram(histograms: dict[str, np.ndarray]) -> go.Figure:
+    """The share of pixels at each intensity 0-255, one line per split, on a log scale
+    (the black background outnumbers every other value by far)."""
+    fig = go.Figure([go.Scatter(x=np.arange(len(shares)), y=shares, name=name, mode="lines",
+                                line=dict(color=COLORS[i % len(COLORS)]))
+                     for i, (name, shares) in enumerate(histograms.items())])
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
+                      xaxis_title="pixel value", yaxis=dict(title="share of pixels", type="log"))
+    return fig

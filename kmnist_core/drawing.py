@@ -6,12 +6,13 @@ side scaled to 20 px, pasted into 28x28 so that the centre of mass is central.
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .data import Normalization
 from .evaluation import predict_proba
@@ -45,8 +46,18 @@ def read_image_bytes(data: bytes) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ImageProblem(f"This file is not an image that can be read ({type(error).__name__}). "
                            "Upload a PNG or JPEG of one character.") from None
+    image = _upright(image)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     return np.asarray(image.convert("RGBA" if has_alpha else "L"))
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag: phones store photos sideways and only tag the
+    rotation, so without this a photographed character reaches the model on its side."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError, struct.error):
+        return image  # unreadable EXIF: the pixels as stored are the best guess
 
 
 def read_image_file(path: str | Path) -> np.ndarray:

@@ -29,7 +29,7 @@ ACTIVE = ("queued", "running")
 MAX_STEP_POINTS = 5000  # per-step losses kept for the live chart (older ones thinned)
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are compared by identity
 class Job:
     id: str
     config: TrainConfig
@@ -140,11 +140,10 @@ class JobManager:
 
     def queue_position(self, job: Job) -> int | None:
         """1 for the next job to start on its device, None unless queued."""
-        if job.status != "queued":
-            return None
-        queued = sorted((j for j in self.jobs() if j.status == "queued" and j.device == job.device),
-                        key=lambda j: j.created)
-        return queued.index(job) + 1
+        with self._changed:
+            queued = sorted((j for j in self._jobs.values() if j.status == "queued" and j.device == job.device),
+                            key=lambda j: j.created)
+        return queued.index(job) + 1 if job in queued else None
 
     def stop(self, job_id: str) -> None:
         """Stop a running job (it keeps its best checkpoint) or cancel a queued one."""

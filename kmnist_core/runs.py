@@ -228,6 +228,8 @@ def list_runs(runs_dir: Path | None = None) -> list[Run]:
 
 
 def rename_run(run: Run, name: str) -> None:
+    if not (run.path / RECORD).is_file():
+        raise CheckpointError(f"Run '{run.id}' no longer exists on disk.")
     run.record["name"] = name.strip()
     run.save()
 
@@ -237,4 +239,5 @@ def delete_run(run: Run) -> None:
         raise CheckpointError(f"Run '{run.id}' is a shipped model and cannot be deleted.")
     if run.status == "running":
         raise CheckpointError(f"Run '{run.id}' is still training: stop it first.")
-    shutil.rmtree(run.path)
+    if run.path.exists():  # already gone from disk: nothing left to delete
+        shutil.rmtree(run.path)

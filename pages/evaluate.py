@@ -1,4 +1,100 @@
+"""Evaluate: what a trained model gets right and wrong on the test set."""
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-st.title("evaluate")
-st.info("This page is being built.")
+from kmnist_core import charts, models
+from pages.common import duration, image_strip, load_dataset, load_model, pick_run, test_report, usable_runs
+
+st.title("🔎 Evaluate")
+
+run = pick_run("Run", usable_runs(), key="evaluate_run")
+if run is None:
+    st.info("There is no trained model yet.")
+    st.page_link("pages/train.py", label="Train one →", icon="🏋️")
+    st.stop()
+
+record = run.record
+model = load_model(run)
+report = test_report(run) if model is not None else None
+if report is None:  # the reason is shown above; what run.json recorded is still worth showing
+    test = record.get("test") or {}
+    if test:
+        st.metric("Test accuracy (recorded at the end of training)", f"{test['accuracy']:.2%}")
+    if record["history"]:
+        st.plotly_chart(charts.training_curves(record["history"]), key="eval_curves")
+    st.stop()
+dataset = load_dataset(record["dataset"]["name"], run.config.data_root)
+names = report.class_names
+
+if run.shipped:
+    st.caption("📦 A model shipped with KMNIST Lab.")
+if record["dataset"]["name"] == "kmnist10k":
+    st.caption("⚠️ Trained and tested on KMNIST10K (a split of the official KMNIST *test* set): "
+               "not comparable with KMNIST accuracies.")
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric("Test accuracy", f"{report.accuracy:.2%}")
+m2.metric("Test loss", f"{report.loss:.4f}")
+m3.metric("Parameters", f"{record['model']['parameters']:,}")
+m4.metric("Epochs", len(record["history"]))
+m5.metric("Training time", duration((record.get("timings") or {}).get("train_seconds")))
+st.caption(f"{record['dataset']['display_name']} · {record['config']['arch']} — {record['model']['description']} · "
+           f"{len(report.labels):,} test images · trained on {record.get('device', '?')} · status {run.status}")
+
+if record["history"]:
+    st.subheader("Training curves")
+    st.plotly_chart(charts.training_curves(record["history"]), key="eval_curves")
+
+st.subheader("Confusion matrix")
+normalized = st.toggle("Row-normalised (share of each true class)", value=False)
+st.plotly_chart(charts.confusion_heatmap(report.confusion, names, normalized), key="confusion")
+
+st.subheader("Most-confused pairs")
+pairs = report.confused_pairs(8)
+if not pairs:
+    st.success("No confusions at all on the test set.")
+for rank, pair in enumerate(pairs, 1):
+    a, b = names[pair.a], names[pair.b]
+    st.markdown(f"**{rank}. {a} ↔ {b}** — {pair.total} mistakes: {pair.a_as_b} {a} read as {b}, "
+                f"{pair.b_as_a} {b} read as {a}")
+    if dataset is not None:
+        left, right = st.columns(2)
+        for column, true, predicted in ((left, pair.a, pair.b), (right, pair.b, pair.a)):
+            examples = report.examples_of(true, predicted, 6)
+            if examples:
+                column.image(image_strip(dataset.test_images[examples], factor=2),
+                             caption=f"{names[true]} predicted as {names[predicted]}")
+
+st.subheader("Most confident mistakes")
+if dataset is not None:
+    mistakes = report.confident_mistakes(16)
+    for start in range(0, len(mistakes), 8):
+        for column, mistake in zip(st.columns(8), mistakes[start:start + 8]):
+            column.image(charts.enlarge(dataset.test_images[mistake.index], 3))
+            column.caption(f"#{mistake.index}: true **{names[mistake.true]}**, predicted **{names[mistake.predicted]}** "
+                           f"({mistake.confidence:.0%}; true class {mistake.probabilities[mistake.true]:.0%})")
+
+st.subheader("Per-class metrics")
+st.dataframe(pd.DataFrame({"class": names, "precision": report.precision, "recall": report.recall,
+                           "F1": report.f1, "test images": report.support}),
+             hide_index=True, column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                             for k in ("precision", "recall", "F1")})
+
+st.subheader("Random test predictions")
+if dataset is not None:
+    if st.button("Another sample"):
+        st.session_state["sample_seed"] = st.session_state.get("sample_seed", 0) + 1
+    picks = np.random.default_rng(st.session_state.get("sample_seed", 0)).choice(len(report.labels), 16, replace=False)
+    for start in range(0, 16, 8):
+        for column, index in zip(st.columns(8), picks[start:start + 8]):
+            right = report.predictions[index] == report.labels[index]
+            column.image(charts.enlarge(dataset.test_images[index], 3))
+            column.caption(f"{'✅' if right else '❌'} {names[report.predictions[index]]} "
+                           f"{report.probabilities[index].max():.0%}" + ("" if right else f" (is {names[report.labels[index]]})"))
+
+with st.expander("Model summary (per layer)"):
+    rows = models.summarize(model)
+    st.dataframe(pd.DataFrame([{"layer": r.name, "type": r.kind, "output shape": str(r.output_shape),
+                                "parameters": r.parameters} for r in rows]), hide_index=True)
+    st.caption(f"{sum(r.parameters for r in rows):,} parameters in all.")

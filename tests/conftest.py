@@ -76,3 +76,32 @@ def trained_run(tiny_config, runs_dir):
 
 needs_shared = pytest.mark.skipif(not (SHARED_DATASETS / "MNIST").is_dir(),
                                   reason="../shared/datasets is not beside the checkout")
+
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def app_env(data_root, runs_dir, monkeypatch):
+    """The app's environment for AppTest: synthetic data, an empty runs folder, fresh caches,
+    and no job left running afterwards."""
+    import streamlit as st
+    monkeypatch.setenv("KMNIST_DATA_ROOT", str(data_root))
+    monkeypatch.setenv("KMNIST_RUNS_DIR", str(runs_dir))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    from pages.common import job_manager
+    for job in job_manager().jobs():
+        job_manager().stop(job.id)
+        job_manager().wait(job, timeout=30)
+    st.cache_resource.clear()
+
+
+def open_page(page: str | None = None):
+    """Run the app in AppTest (torch's import is slow: a generous timeout) on `page`."""
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(APP, default_timeout=120)
+    if page:
+        at.switch_page(page)
+    return at.run()

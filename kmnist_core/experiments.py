@@ -1,0 +1,87 @@
+"""Comparing runs as the reports did: one table row per run (accuracy, test loss,
+training time, epochs...), its CSV export, the per-epoch curves to overlay, and
+the sweeps found among saved runs with their "value - mean ± std" table.
+
+Per-class accuracy needs no function here: it is the recall of an evaluation Report.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from . import sweeps
+
+COLUMNS = ("id", "name", "shipped", "status", "dataset", "arch", "parameters", "epochs", "batch_size", "lr",
+           "best_val_accuracy", "test_accuracy", "test_loss", "train_seconds", "images_per_second", "device",
+           "created", "group")
+CURVE_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+CURVE_AXES = ("epoch", "elapsed")  # elapsed: seconds since training began, at the end of each epoch
+# The group id sweeps.expand gives a sweep: sweep-<param>-<YYYYmmdd>-<HHMMSS>.
+SWEEP_GROUP = re.compile(r"sweep-(?P<param>\w+)-\d{8}-\d{6}")
+
+
+def _row(run) -> dict:
+    record, config = run.record, run.record["config"]
+    return {
+        "id": run.id, "name": run.name, "shipped": run.shipped, "status": run.status,
+        "dataset": record["dataset"]["display_name"], "arch": config["arch"],
+        "parameters": (record.get("model") or {}).get("parameters"),
+        "epochs": len(record.get("history") or []), "batch_size": config.get("batch_size"), "lr": config.get("lr"),
+        **{name: sweeps.metric(run, name) for name in sweeps.METRICS},
+        "images_per_second": (record.get("timings") or {}).get("images_per_second"),
+        "device": record.get("device"), "created": record.get("created"), "group": config.get("group", ""),
+    }
+
+
+def runs_table(runs) -> pd.DataFrame:
+    """One row per run, in the given order; a metric the run never reached is empty (NaN)."""
+    return pd.DataFrame([_row(run) for run in runs], columns=list(COLUMNS))
+
+
+def runs_csv(runs) -> str:
+    return runs_table(runs).to_csv(index=False)
+
+
+def run_labels(runs) -> list[str]:
+    """Legend labels: each run's name, with its id added where two runs share a name."""
+    names = [run.name for run in runs]
+    return [f"{name} ({run.id})" if names.count(name) > 1 else name for name, run in zip(names, runs)]
+
+
+def curve(history: list[dict], metric: str, x: str = "epoch") -> tuple[list[float], list[float]]:
+    """The metric per epoch against the epoch number or the training time, skipping epochs
+    without it (no validation split)."""
+    if metric not in CURVE_METRICS or x not in CURVE_AXES:
+        raise ValueError(f"Curves plot one of {', '.join(CURVE_METRICS)} against {' or '.join(CURVE_AXES)}.")
+    points = [(h[x], h[metric]) for h in history if h.get(metric) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def curves(runs, metric: str, x: str = "epoch") -> dict[str, tuple[list[float], list[float]]]:
+    """Each run's curve under its legend label, ready for charts.compare_curves."""
+    return {label: curve(run.record.get("history") or [], metric, x) for label, run in zip(run_labels(runs), runs)}
+
+
+def sweep_param(group: str) -> str | None:
+    """The hyperparameter a sweep group id names, or None for a group that is not a sweep."""
+    match = SWEEP_GROUP.fullmatch(group or "")
+    return match["param"] if match and match["param"] in sweeps.SWEEPABLE else None
+
+
+def sweep_groups(runs) -> list[str]:
+    """The sweeps among saved runs, the newest first (runs come newest first from scan_runs)."""
+    groups = (run.record["config"].get("group", "") for run in runs)
+    return list(dict.fromkeys(group for group in groups if sweep_param(group)))
+
+
+def sweep_table(rows: list[sweeps.Row], param: str, metric: str) -> pd.DataFrame:
+    """The reports' table: each value with "mean ± std" of the metric (percent for accuracies) and n."""
+    unit = " (%)" if metric.endswith("accuracy") else ""
+    return pd.DataFrame({
+        param: [str(row.value) for row in rows],
+        f"{metric}{unit}: mean ± std": [f"{sweeps.format_value(metric, row.mean)} ± "
+                                        f"{sweeps.format_value(metric, row.std)}" for row in rows],
+        "runs": [row.n for row in rows],
+    })

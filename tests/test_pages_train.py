@@ -1,0 +1,68 @@
+"""AppTest coverage of the Home and Train pages on synthetic data."""
+
+from conftest import open_page
+
+
+def wait_for_jobs():
+    from pages.common import job_manager
+    for job in job_manager().jobs():
+        assert job_manager().wait(job, timeout=120)
+
+
+def test_home_shows_device_datasets_and_missing_data_message(app_env):
+    at = open_page()
+    assert not at.exception
+    assert at.title[0].value == "✍️ KMNIST Lab"
+    assert at.metric[0].value.startswith(("CPU", "CUDA", "Apple"))
+    # synthetic MNIST is present, Fashion-MNIST is not: its tab explains where to put the files
+    assert any("Fashion-MNIST is not in" in w.value and "KMNIST_DATA_ROOT" in w.value for w in at.warning)
+
+
+def test_train_a_tiny_run_and_see_its_metrics(app_env):
+    at = open_page("pages/train.py")
+    assert not at.exception
+    at.selectbox[0].set_value("mnist")
+    at.selectbox[1].set_value("mlp_small")
+    at.number_input[0].set_value(2)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    wait_for_jobs()
+    at.run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"].endswith("%") and float(metrics["Test accuracy"][:-1]) > 30
+    assert "Saved runs" in [h.value for h in at.subheader]
+    assert len(at.dataframe) == 1 and at.dataframe[0].value.shape[0] == 1
+
+
+def test_diverging_run_shows_the_reason(app_env):
+    at = open_page("pages/train.py")
+    at.selectbox[1].set_value("mlp")
+    at.number_input[2].set_value(100.0)   # learning rate
+    at.selectbox[2].set_value("sgd")
+    at.button[0].click().run()
+    wait_for_jobs()
+    at.run()
+    assert not at.exception
+    assert any("diverged at step" in e.value and "too high" in e.value for e in at.error)
+
+
+def test_missing_dataset_offers_the_download(app_env):
+    at = open_page("pages/train.py")
+    at.selectbox[0].set_value("fashion")
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("Fashion-MNIST is not in" in w.value for w in at.warning)
+    assert any(b.label == "Download Fashion-MNIST and train" for b in at.button)
+
+
+def test_broken_and_vanished_runs_do_not_break_the_page(app_env, trained_run, runs_dir):
+    (runs_dir / "broken").mkdir()
+    (runs_dir / "broken" / "run.json").write_text("{")
+    at = open_page("pages/train.py")
+    assert not at.exception
+    assert any("skipped" in c.value for c in at.caption)
+    import shutil
+    shutil.rmtree(trained_run.path)   # deleted from disk while listed
+    at.run()
+    assert not at.exception
