@@ -43,6 +43,7 @@ class DatasetInfo:
     torchvision_class: type | None = None  # None: a folder of idx files we only read
     homepage: str = ""
     licence: str = ""
+    train_size: int = 0            # official training images, known before a download
 
     @property
     def num_classes(self) -> int:
@@ -59,17 +60,17 @@ DATASETS: dict[str, DatasetInfo] = {
             "kmnist", "Kuzushiji-MNIST", KMNIST_CLASSES, "KMNIST",
             "Ten cursive classical-Japanese hiragana (kuzushiji), 60,000 training / 10,000 test images.",
             torchvision.datasets.KMNIST, "https://github.com/rois-codh/kmnist",
-            "CC BY-SA 4.0, ROIS-DS Center for Open Data in the Humanities (Clanuwat et al., arXiv:1812.01718)"),
+            "CC BY-SA 4.0, ROIS-DS Center for Open Data in the Humanities (Clanuwat et al., arXiv:1812.01718)", 60000),
         DatasetInfo(
             "mnist", "MNIST", MNIST_CLASSES, "MNIST",
             "Handwritten digits 0-9, 60,000 training / 10,000 test images.",
             torchvision.datasets.MNIST, "http://yann.lecun.com/exdb/mnist/",
-            "CC BY-SA 3.0, Yann LeCun and Corinna Cortes"),
+            "CC BY-SA 3.0, Yann LeCun and Corinna Cortes", 60000),
         DatasetInfo(
             "fashion", "Fashion-MNIST", FASHION_CLASSES, "FashionMNIST",
             "Zalando's article images in ten clothing classes, 60,000 training / 10,000 test images.",
             torchvision.datasets.FashionMNIST, "https://github.com/zalandoresearch/fashion-mnist",
-            "MIT, Zalando Research"),
+            "MIT, Zalando Research", 60000),
         DatasetInfo(
             "kmnist10k", "KMNIST10K (not the KMNIST benchmark)", KMNIST_CLASSES, "KMNIST10K",
             "The official KMNIST *test* set split 8,000 / 2,000 per class: a local stand-in for "
@@ -121,6 +122,26 @@ class RawDataset:
 _cache: dict[tuple[str, str], RawDataset] = {}
 _cache_lock = threading.Lock()
 _download_lock = threading.Lock()
+
+
+def raw_folder(name: str, root: str | Path | None = None) -> Path:
+    """Where a registered dataset's idx files live (and where downloads go)."""
+    root = Path(root) if root is not None else default_data_root()
+    return _idx_folder(root / DATASETS[name].folder) if name in DATASETS else _idx_folder(Path(name))
+
+
+def needs_download(name: str, root: str | Path | None = None) -> bool:
+    """True for a downloadable dataset whose unpacked files are not all there yet."""
+    info = dataset_info(name)
+    folder = raw_folder(name, root)
+    return info.torchvision_class is not None and not all((folder / f).is_file() for f in IDX_FILES)
+
+
+def downloaded_bytes(name: str, root: str | Path | None = None) -> int:
+    """Bytes so far in the dataset's folder: torchvision writes each file in place as it
+    downloads, so polling this shows a download's progress."""
+    folder = raw_folder(name, root)
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> RawDataset:

@@ -26,7 +26,7 @@ import torchvision
 
 from . import models, runs
 from .config import TrainConfig
-from .data import load_dataset, make_splits
+from .data import dataset_info, load_dataset, make_splits, needs_download
 from .evaluation import loss_and_accuracy
 
 
@@ -139,6 +139,27 @@ def _schedule(config: TrainConfig, optimizer, total_steps: int):
     return None
 
 
+def estimate_seconds(config: TrainConfig, train_size: int, num_classes: int = 10, probe_steps: int = 5) -> float:
+    """How long `config` would train on this machine, from timing a few steps on random images."""
+    device = pick_device(config.device)
+    model = models.build(config.arch, num_classes=num_classes, dropout=config.dropout, width=config.width)
+    memory_format = torch.channels_last if models.is_convolutional(model) else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    optimizer = _optimizer(config, model)
+    generator = torch.Generator().manual_seed(0)  # leaves the global RNG of a running job alone
+    x = torch.rand(config.batch_size, 1, 28, 28, generator=generator).to(device, memory_format=memory_format)
+    y = torch.randint(0, num_classes, (config.batch_size,), generator=generator).to(device)
+    for i in range(probe_steps + 1):
+        if i == 1:  # the first step pays one-off kernel set-up
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    per_step = (time.perf_counter() - start) / probe_steps
+    train_steps = int(train_size * (1 - config.val_fraction)) // config.batch_size * config.epochs
+    return per_step * train_steps * 1.1  # plus about a tenth for validation and testing
+
+
 def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
 
@@ -155,7 +176,8 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads())
 
-    emit(Phase("loading data"))
+    downloading = needs_download(config.dataset, config.data_root)
+    emit(Phase(f"downloading {dataset_info(config.dataset).display_name}" if downloading else "loading data"))
     splits = make_splits(load_dataset(config.dataset, config.data_root), config.val_fraction, config.seed)
     info = splits.info
     torch.manual_seed(config.seed)

@@ -117,3 +117,60 @@ def duration(seconds: float | None) -> str:
         return "–"
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+@st.cache_data(ttl=600, show_spinner="Timing a few training steps on this machine…")
+def _estimated_minutes(config_dict: dict, train_size: int) -> float:
+    from kmnist_core import training
+    from kmnist_core.config import TrainConfig
+    return training.estimate_seconds(TrainConfig.from_dict(config_dict), train_size) / 60
+
+
+def offer_download_and_train(dataset_name: str) -> None:
+    """For a downloadable dataset with no model yet: one button that downloads it through
+    torchvision and trains the quick default recipe as a background job, then the
+    progress of both steps."""
+    from kmnist_core.config import TrainConfig
+    info = data.DATASETS[dataset_name]
+    manager = job_manager()
+    job = next((j for j in manager.jobs() if j.config.dataset == dataset_name and j.config.group == "first-model"), None)
+    if job is None or job.status in ("failed", "cancelled", "stopped"):
+        if job is not None and job.status == "failed":
+            st.error(f"The last attempt failed: {job.message}")
+        config = TrainConfig(dataset=dataset_name, group="first-model", name=f"first {info.display_name} model")
+        minutes = _estimated_minutes(config.to_dict(), info.train_size)
+        downloading = data.needs_download(dataset_name)
+        label = (f"Download {info.display_name} and train a model" if downloading else
+                 f"Train a {info.display_name} model") + f" (about {max(1, round(minutes))} min of training on this machine)"
+        if st.button(label, type="primary", key=f"offer-{dataset_name}"):
+            manager.submit(config)
+            st.rerun()
+        return
+
+    @st.fragment(run_every=1.0 if job.active else None)
+    def progress() -> None:
+        snap = job.snapshot()
+        if snap.phase.startswith("downloading"):
+            st.progress(0.0, text=f"Step 1 of 2: {snap.phase} — "
+                                  f"{data.downloaded_bytes(dataset_name) / 2**20:.1f} MB so far")
+        elif snap.status == "queued":
+            st.info(f"Waiting for the {snap.device}: place {manager.queue_position(job)} in the queue.")
+        elif snap.active:
+            st.progress(snap.progress, text=f"Step 2 of 2: training {snap.config.arch} — epoch {snap.epoch}/"
+                                            f"{snap.epochs_total}, {snap.progress:.0%}, ETA {duration(snap.eta_seconds)}")
+        live_key = f"offer-live-{job.id}"
+        if st.session_state.get(live_key) and not snap.active:
+            st.session_state[live_key] = False
+            st.session_state["selected_run"] = snap.run_id
+            st.rerun()  # the whole page again: it picks the new model and the refresh ends
+        st.session_state[live_key] = snap.active
+    progress()
+
+
+def offer_kmnist_model(choices: list[runs.Run]) -> None:
+    """No KMNIST model ships with the app (its official training images could not be had
+    where the shipped models were trained), so where a page wants one, offer to make one."""
+    if not any(r.record["dataset"]["name"] == "kmnist" for r in choices):
+        with st.container(border=True):
+            st.markdown("**No Kuzushiji-MNIST model yet.** It takes one click to get one:")
+            offer_download_and_train("kmnist")

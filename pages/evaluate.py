@@ -5,11 +5,14 @@ import pandas as pd
 import streamlit as st
 
 from kmnist_core import charts, models
-from pages.common import duration, image_strip, load_dataset, load_model, pick_run, test_report, usable_runs
+from pages.common import (duration, image_strip, load_dataset, load_model, offer_kmnist_model, pick_run,
+                          test_report, usable_runs)
 
 st.title("🔎 Evaluate")
 
-run = pick_run("Run", usable_runs(), key="evaluate_run")
+choices = usable_runs()
+offer_kmnist_model(choices)
+run = pick_run("Run", choices, key="evaluate_run")
 if run is None:
     st.info("There is no trained model yet.")
     st.page_link("pages/train.py", label="Train one →", icon="🏋️")

@@ -105,3 +105,36 @@ def open_page(page: str | None = None):
     if page:
         at.switch_page(page)
     return at.run()
+
+
+@pytest.fixture
+def kmnist_mirror(tmp_path, monkeypatch):
+    """A local HTTP mirror serving synthetic KMNIST files (gzipped, with their md5s),
+    patched into torchvision's KMNIST: the real download path, never the internet."""
+    import gzip
+    import hashlib
+    import http.server
+    import threading
+    import torchvision
+    mirror = tmp_path / "mirror"
+    source = write_dataset(tmp_path / "mirror-source", n_train=200, n_test=50) / "raw"
+    mirror.mkdir()
+    resources = []
+    for name in IDX_NAMES:
+        packed = gzip.compress((source / name).read_bytes())
+        (mirror / f"{name}.gz").write_bytes(packed)
+        resources.append((f"{name}.gz", hashlib.md5(packed).hexdigest()))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(mirror), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(torchvision.datasets.KMNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
+    monkeypatch.setattr(torchvision.datasets.KMNIST, "resources", resources)
+    yield mirror
+    server.shutdown()

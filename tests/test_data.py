@@ -1,6 +1,4 @@
-import http.server
 import socket
-import threading
 import time
 
 import pytest
@@ -100,35 +98,18 @@ def test_download_that_never_answers_times_out(tmp_path, monkeypatch):
     assert socket.getdefaulttimeout() is None  # the process-wide default is restored
 
 
-def test_download_from_a_mirror_with_checksums(tmp_path, monkeypatch):
+def test_download_from_a_mirror_with_checksums(tmp_path, kmnist_mirror):
     """The real download path (torchvision: fetch, md5 check, gunzip) against a local mirror."""
-    import gzip
-    import hashlib
-    mirror = tmp_path / "mirror"
-    source = write_dataset(tmp_path / "source", n_train=40, n_test=20) / "raw"
-    mirror.mkdir()
-    resources = []
-    for name in data.IDX_FILES:
-        packed = gzip.compress((source / name).read_bytes())
-        (mirror / f"{name}.gz").write_bytes(packed)
-        resources.append((f"{name}.gz", hashlib.md5(packed).hexdigest()))
+    assert data.needs_download("kmnist", tmp_path / "root")
+    loaded = data.load_dataset("kmnist", tmp_path / "root")
+    assert loaded.train_images.shape == (200, 28, 28) and len(loaded.test_labels) == 50
+    assert not data.needs_download("kmnist", tmp_path / "root")
+    assert data.downloaded_bytes("kmnist", tmp_path / "root") > 200 * 784
 
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(mirror), **k)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(torchvision.datasets.KMNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
-    monkeypatch.setattr(torchvision.datasets.KMNIST, "resources", resources)
-    try:
-        loaded = data.load_dataset("kmnist", tmp_path / "root")
-        assert loaded.train_images.shape == (40, 28, 28) and len(loaded.test_labels) == 20
-
-        # A corrupted file on the mirror fails the checksum with the same clear error.
-        bad_root = tmp_path / "bad"
-        (mirror / resources[0][0]).write_bytes(b"not the real file")
-        with pytest.raises(data.DatasetUnavailable, match="could not be downloaded"):
-            data.load_dataset("kmnist", bad_root)
-    finally:
-        server.shutdown()
+    # A corrupted file on the mirror fails the checksum with the same clear error.
+    (kmnist_mirror / "train-images-idx3-ubyte.gz").write_bytes(b"not the real file")
+    with pytest.raises(data.DatasetUnavailable, match="could not be downloaded"):
+        data.load_dataset("kmnist", tmp_path / "bad")
 
 
 @needs_shared

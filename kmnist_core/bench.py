@@ -1,0 +1,161 @@
+"""Benchmarks: python -m kmnist_core.bench [--sections ...] (prints figures; nothing asserts them).
+
+- throughput: training images/s of `lenet` with this trainer vs a seed-style pipeline
+  (DataLoader over torchvision's MNIST, per-sample PIL transforms, batch 64, Adam), same process;
+- time:       wall seconds of the default recipe on MNIST, from call to tested model, and its accuracy;
+- best:       the best recipes within 10 minutes each, trained through the CLI (so the runs are
+              exactly what `python -m kmnist_core train ...` produces): MNIST, Fashion-MNIST,
+              and every preset on KMNIST10K;
+- draw:       preprocessing plus inference latency of the Draw page, for every preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import models, runs, training
+from .config import TrainConfig
+
+THROUGHPUT_CONFIG = dict(dataset="mnist", arch="lenet", epochs=2, batch_size=256, lr=3e-3, augment=0.5, device="cpu")
+
+# The 10-minute recipes (CLI flags). Epochs were chosen from measured epoch times on the
+# 2-core reference machine so that each run fits in 10 minutes with its evaluations.
+BEST_RECIPES = {
+    "mnist": ["--dataset", "mnist", "--arch", "resnet", "--epochs", "24", "--augment", "0.7",
+              "--lr", "3e-3", "--batch-size", "128"],
+    "fashion": ["--dataset", "fashion", "--arch", "resnet", "--epochs", "24", "--augment", "0.3",
+                "--label-smoothing", "0.1", "--lr", "3e-3", "--batch-size", "128"],
+}
+KMNIST10K_FLAGS = ["--dataset", "kmnist10k", "--epochs", "30", "--augment", "0.5", "--lr", "3e-3", "--batch-size", "128"]
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return f"{cpu}, {training.cpu_threads()} cores, torch {torch.__version__}, {training.describe_device(training.pick_device())}"
+
+
+def trainer_throughput(data_root: str | None) -> float:
+    """Steady-state images/s of the last epoch (the first warms up oneDNN's kernels)."""
+    steps = []
+    with tempfile.TemporaryDirectory() as runs_dir:
+        training.train(TrainConfig(**THROUGHPUT_CONFIG, data_root=data_root), on_event=lambda e: isinstance(
+            e, training.Step) and steps.append(e.images_per_second), runs_dir=runs_dir)
+    return steps[-1]
+
+
+def seed_throughput(data_root: str | None, images: int = 20_000) -> float:
+    """The pipeline the reports started from: per-sample PIL transforms in a DataLoader."""
+    from torchvision import datasets, transforms
+    from .data import default_data_root
+    transform = transforms.Compose([transforms.RandomRotation(5), transforms.RandomCrop(28, padding=2),
+                                    transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    dataset = datasets.MNIST(data_root or default_data_root(), train=True, download=False, transform=transform)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
+    torch.manual_seed(0)
+    model = models.build("lenet")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    seen, start = 0, time.perf_counter()
+    for x, y in loader:
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        seen += len(y)
+        if seen >= images:
+            break
+    return seen / (time.perf_counter() - start)
+
+
+def time_to_accuracy(data_root: str | None) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as runs_dir:
+        start = time.perf_counter()
+        run = training.train(TrainConfig(data_root=data_root, device="cpu"), runs_dir=runs_dir)
+        return time.perf_counter() - start, run.record["test"]["accuracy"]
+
+
+def cli_run(flags: list[str], runs_dir: Path, data_root: str | None) -> runs.Run:
+    """Train through the real command line and read back the run it saved."""
+    before = {p.name for p in runs_dir.iterdir()} if runs_dir.exists() else set()
+    command = [sys.executable, "-m", "kmnist_core", "train", *flags, "--runs-dir", str(runs_dir), "--device", "cpu"]
+    if data_root:
+        command += ["--data-root", data_root]
+    print("$ " + " ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
+    (new,) = {p.name for p in runs_dir.iterdir()} - before
+    return runs.load_run(new, runs_dir)
+
+
+def describe(run: runs.Run) -> str:
+    r = run.record
+    return (f"test {r['test']['accuracy']:.2%} in {r['timings']['train_seconds']:.0f} s "
+            f"({len(r['history'])} epochs, {r['model']['parameters']:,} parameters)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kmnist_core.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default="throughput,time,draw,best",
+                        help="comma-separated: throughput, time, draw, best")
+    parser.add_argument("--data-root", default=None, help="default: $KMNIST_DATA_ROOT, else ./data")
+    parser.add_argument("--runs-dir", type=Path, default=None, help="keep the 'best' runs here (default: a temp folder)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    sections = args.sections.split(",")
+    table: list[tuple[str, str, str]] = []  # (figure, measured, target)
+
+    def report(figure: str, measured: str, target: str = "") -> None:
+        table.append((figure, measured, target))
+        print(f"{figure}: {measured}" + (f"   [target: {target}]" if target else ""), flush=True)
+
+    print(f"machine: {machine()}\n", flush=True)
+    if "throughput" in sections:
+        ours = trainer_throughput(args.data_root)
+        seed = seed_throughput(args.data_root)
+        report("lenet training, this trainer (batch 256, batched augmentation)", f"{ours:,.0f} images/s")
+        report("lenet training, seed pipeline (DataLoader + PIL transforms, batch 64)", f"{seed:,.0f} images/s")
+        report("throughput ratio", f"{ours / seed:.1f}x", ">= 8x")
+    if "time" in sections:
+        seconds, accuracy = time_to_accuracy(args.data_root)
+        report("default recipe on MNIST (resnet, 2 epochs, OneCycle)", f"{seconds:.1f} s to test {accuracy:.2%}",
+               "<= 60 s to >= 99.0%")
+    if "draw" in sections:
+        from .bench_draw import measure_draw_latency
+        for row in measure_draw_latency():
+            report(f"draw: preprocessing + inference, {row['arch']}",
+                   f"median {row['median_ms']:.1f} ms (p90 {row['p90_ms']:.1f} ms)", "< 20 ms median")
+    if "best" in sections:
+        with tempfile.TemporaryDirectory() as scratch:
+            runs_dir = args.runs_dir or Path(scratch)
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            targets = {"mnist": ">= 99.5% within 10 min", "fashion": ">= 93.5% within 10 min"}
+            for dataset, flags in BEST_RECIPES.items():
+                report(f"best in 10 min, {dataset} ({flags[3]})", describe(cli_run(flags, runs_dir, args.data_root)),
+                       targets[dataset])
+            kmnist10k = {}
+            for arch in models.list_models():
+                run = cli_run([*KMNIST10K_FLAGS, "--arch", arch], runs_dir, args.data_root)
+                kmnist10k[arch] = run.record["test"]["accuracy"]
+                report(f"KMNIST10K (not KMNIST), {arch}", describe(run))
+            best_report = max((a for a in kmnist10k if models.MODELS[a].source == "report"), key=kmnist10k.get)
+            report("KMNIST10K: resnet vs best report architecture",
+                   f"{kmnist10k['resnet']:.2%} vs {kmnist10k[best_report]:.2%} ({best_report})", "resnet ahead")
+
+    width = max(len(f) for f, _, _ in table)
+    print(f"\n{'figure':<{width}} | measured | target\n" + "\n".join(
+        f"{f:<{width}} | {m} | {t}" for f, m, t in table))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "figures": table}, indent=1, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
