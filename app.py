@@ -38,6 +38,10 @@ def home() -> None:
             info = data.DATASETS[name]
             st.caption(info.description + (f" Licence: {info.licence}." if info.licence else ""))
             dataset = load_dataset(name)
+            if dataset is None and name == "kmnist":
+                dataset = load_dataset("kmnist10k")
+                if dataset is not None:
+                    st.caption("Meanwhile, the examples below are KMNIST images from the local KMNIST10K folder.")
             if dataset is None:
                 continue
             picks = data.examples_per_class(dataset.train_labels, 10, info.num_classes, seed=1)
@@ -64,13 +68,13 @@ PAGES = [
     st.Page("pages/features.py", title="Features", icon="🧭"),
 ]
 PAGE_BLURBS = [
-    (PAGES[1], "🏋️ Train a model, watch it learn"),
-    (PAGES[2], "🔎 Evaluate: confusions and mistakes"),
-    (PAGES[3], "✏️ Draw a character to classify"),
-    (PAGES[4], "📊 Compare runs side by side"),
-    (PAGES[5], "🧪 Sweep a hyperparameter"),
-    (PAGES[6], "🗂️ Explore a dataset"),
-    (PAGES[7], "🧭 See the learned features"),
+    (PAGES[1], "Train a model, watch it learn"),
+    (PAGES[2], "Evaluate: confusions and mistakes"),
+    (PAGES[3], "Draw a character to classify"),
+    (PAGES[4], "Compare runs side by side"),
+    (PAGES[5], "Sweep a hyperparameter"),
+    (PAGES[6], "Explore a dataset"),
+    (PAGES[7], "See the learned features"),
 ]
 
 st.navigation(PAGES).run()

@@ -176,7 +176,7 @@ def _read(info: DatasetInfo, root: Path, download: bool) -> RawDataset:
         test = cls(root, train=False, download=False)
     except RuntimeError:
         if not download:
-            raise DatasetUnavailable(_missing_message(info, root)) from None
+            raise DatasetUnavailable(_missing_message(info, root, tried_download=False)) from None
         train, test = _download(info, root)
     return _checked(info, train.data, train.targets, test.data, test.targets)
 
@@ -200,11 +200,11 @@ def _download(info: DatasetInfo, root: Path):
             socket.setdefaulttimeout(previous)
 
 
-def _missing_message(info: DatasetInfo, root: Path) -> str:
+def _missing_message(info: DatasetInfo, root: Path, tried_download: bool = True) -> str:
     raw = root / info.folder / "raw"
     sources = " or ".join(m for m in info.torchvision_class.mirrors)
-    return (f"{info.display_name} is not in {raw} and could not be downloaded. "
-            f"Put its four files ({', '.join(IDX_FILES)}, .gz or unpacked) in {raw.resolve()} - "
+    return (f"{info.display_name} is not in {raw}" + (" and could not be downloaded. " if tried_download else ". ") +
+            f"Download it, or put its four files ({', '.join(IDX_FILES)}, .gz or unpacked) in {raw.resolve()} - "
             f"they are at {sources} ({info.homepage}) - or point KMNIST_DATA_ROOT at a folder that has them.")
 
 

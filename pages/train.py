@@ -38,7 +38,7 @@ def config_form() -> TrainConfig | None:
                      "its accuracies are not KMNIST accuracies.")
     counts = parameter_counts()
     arch = right.selectbox("Architecture", models.list_models(), index=models.list_models().index(DEFAULTS.arch),
-                           format_func=lambda n: f"{n} — {models.MODELS[n].description} ({counts[n]:,} parameters)")
+                           format_func=lambda n: f"{n} ({counts[n]:,} parameters) — {models.MODELS[n].description}")
     c1, c2, c3, c4 = st.columns(4)
     epochs = c1.number_input("Epochs", 1, 500, DEFAULTS.epochs)
     batch_size = c2.number_input("Batch size", 1, 8192, DEFAULTS.batch_size)
