@@ -6,7 +6,11 @@
 - best:       the best recipes within 10 minutes each, trained through the CLI (so the runs are
               exactly what `python -m kmnist_core train ...` produces): MNIST, Fashion-MNIST,
               and every preset on KMNIST10K;
-- draw:       preprocessing plus inference latency of the Draw page, for every preset.
+- draw:       preprocessing plus inference latency of the Draw page, for every preset;
+- live:       training images/s of the default recipe started from the Train page with a browser
+              watching (one refresh a second) vs the same recipe from the CLI, and the refresh period;
+- startup:    seconds from `streamlit run app.py` to the Home page rendered in Chromium
+              (needs Debian's chromium and playwright from requirements-dev.txt).
 """
 
 from __future__ import annotations
@@ -83,6 +87,71 @@ def time_to_accuracy(data_root: str | None) -> tuple[float, float]:
         return time.perf_counter() - start, run.record["test"]["accuracy"]
 
 
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+
+
+def open_app(page_path: str, port: int, env: dict | None = None):
+    """Start `streamlit run app.py` and a headless Chromium on it; yields (page, started_at)."""
+    import contextlib
+    import os
+    from playwright.sync_api import sync_playwright
+
+    @contextlib.contextmanager
+    def session():
+        start = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                   "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                                  cwd=Path(__file__).resolve().parents[1], env={**os.environ, **(env or {})},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=BROWSER_ARGS)
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                while True:  # the server is not listening for the first second or two
+                    try:
+                        page.goto(f"http://127.0.0.1:{port}/{page_path}")
+                        break
+                    except Exception:
+                        time.sleep(0.1)
+                yield page, start
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(10)
+    return session()
+
+
+def app_startup_seconds() -> float:
+    """From launching the server to the Home page's title drawn in a headless browser."""
+    with open_app("", 8531) as (page, start):
+        page.get_by_role("heading", name="KMNIST Lab").wait_for(timeout=60_000)
+        return time.perf_counter() - start
+
+
+def live_page_throughput(data_root: str | None) -> tuple[float, float, float]:
+    """(images/s from the Train page, images/s from the CLI, mean seconds between page refreshes)
+    for the default recipe, the page watched by a browser the whole time."""
+    with tempfile.TemporaryDirectory() as runs_dir:
+        cli = cli_run([], Path(runs_dir), data_root).record["timings"]["images_per_second"]
+    with tempfile.TemporaryDirectory() as runs_dir:
+        env = {"KMNIST_RUNS_DIR": runs_dir, **({"KMNIST_DATA_ROOT": data_root} if data_root else {})}
+        with open_app("train", 8532, env) as (page, _):
+            page.get_by_role("button", name="Start training").click()
+            progress = page.get_by_text("images/s ·")
+            progress.wait_for(timeout=120_000)
+            changes, last = [], progress.inner_text()
+            while not page.get_by_text("Test accuracy").is_visible():
+                text = progress.inner_text() if progress.count() else last
+                if text != last:
+                    changes.append(time.perf_counter())
+                    last = text
+                time.sleep(0.05)
+        live = runs.list_runs(Path(runs_dir))[0].record["timings"]["images_per_second"]
+    gaps = [b - a for a, b in zip(changes, changes[1:])]
+    return live, cli, sum(gaps) / len(gaps)
+
+
 def cli_run(flags: list[str], runs_dir: Path, data_root: str | None) -> runs.Run:
     """Train through the real command line and read back the run it saved."""
     before = {p.name for p in runs_dir.iterdir()} if runs_dir.exists() else set()
@@ -103,8 +172,8 @@ def describe(run: runs.Run) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kmnist_core.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default="throughput,time,draw,best",
-                        help="comma-separated: throughput, time, draw, best")
+    parser.add_argument("--sections", default="startup,throughput,time,live,draw,best",
+                        help="comma-separated: startup, throughput, time, live, draw, best")
     parser.add_argument("--data-root", default=None, help="default: $KMNIST_DATA_ROOT, else ./data")
     parser.add_argument("--runs-dir", type=Path, default=None, help="keep the 'best' runs here (default: a temp folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
@@ -117,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{figure}: {measured}" + (f"   [target: {target}]" if target else ""), flush=True)
 
     print(f"machine: {machine()}\n", flush=True)
+    if "startup" in sections:
+        report("app start: `streamlit run app.py` to Home rendered", f"{app_startup_seconds():.1f} s", "<= 10 s")
     if "throughput" in sections:
         ours = trainer_throughput(args.data_root)
         seed = seed_throughput(args.data_root)
@@ -127,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         seconds, accuracy = time_to_accuracy(args.data_root)
         report("default recipe on MNIST (resnet, 2 epochs, OneCycle)", f"{seconds:.1f} s to test {accuracy:.2%}",
                "<= 60 s to >= 99.0%")
+    if "live" in sections:
+        live, cli, period = live_page_throughput(args.data_root)
+        report("default recipe from the CLI", f"{cli:,.0f} images/s")
+        report("same from the Train page, watched live", f"{live:,.0f} images/s, page refreshed every {period:.2f} s")
+        report("slowdown from the live page", f"{(1 - live / cli):.1%}", "< 10%")
     if "draw" in sections:
         from .bench_draw import measure_draw_latency
         for row in measure_draw_latency():

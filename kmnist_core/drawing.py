@@ -137,9 +137,10 @@ def saliency(model: torch.nn.Module, normalization: Normalization, image28: torc
     was_training = model.training
     model.eval()
     try:
-        model(x)[:, target].sum().backward()
+        # autograd.grad, not backward(): the model may be shared by several sessions,
+        # and this leaves its parameters' .grad untouched.
+        (grad,) = torch.autograd.grad(model(x)[:, target].sum(), x)
     finally:
         model.train(was_training)
-        model.zero_grad(set_to_none=True)
-    grad = x.grad.abs().mean(0)[0].cpu()
+    grad = grad.abs().mean(0)[0].cpu()
     return grad / grad.max().clamp(min=1e-12)

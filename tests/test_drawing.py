@@ -99,3 +99,31 @@ def test_prediction_and_saliency(trained_run):
     heat = drawing.saliency(model, trained_run.normalization, image, int(probabilities.argmax()))
     assert heat.shape == (28, 28) and heat.max().item() == pytest.approx(1) and heat.min() >= 0
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_phone_photos_are_turned_upright_by_their_exif_orientation():
+    paper = np.full((200, 300), 230, dtype=np.uint8)
+    paper[20:180, 140:160] = 30                      # a vertical stroke as stored...
+    photo = Image.fromarray(paper)
+    exif = photo.getexif()
+    exif[0x0112] = 6                                 # ...tagged "rotate 90° clockwise to display"
+    upright = drawing.read_image_bytes(png_bytes(photo, format="JPEG", exif=exif.tobytes()))
+    assert upright.shape == (300, 200)
+    out = drawing.prepare_drawing(upright)
+    height = (out.max(1).values > 0.1).sum().item()
+    width = (out.max(0).values > 0.1).sum().item()
+    assert width > 3 * height                        # the stroke is horizontal, as displayed
+    palette = Image.fromarray(canvas([(40, 240, 120, 160)])).convert("P")
+    assert drawing.read_image_bytes(png_bytes(palette, format="PNG", transparency=0)).shape == (280, 280, 4)
+
+
+def test_draw_latency_benchmark_covers_every_preset():
+    from kmnist_core import bench_draw, models
+    rows = bench_draw.measure_draw_latency(repeats=2)
+    assert [row["arch"] for row in rows] == models.list_models()
+    for row in rows:
+        assert set(row) == {"arch", "median_ms", "p90_ms"}
+        assert 0 < row["median_ms"] <= row["p90_ms"]
+    assert drawing.prepare_drawing(bench_draw.synthetic_stroke()) is not None
+    with pytest.raises(ValueError):
+        bench_draw.measure_draw_latency(repeats=0)

@@ -1,0 +1,291 @@
+"""End to end in a real browser: the app served by `streamlit run`, driven by Playwright
+through Debian's Chromium. AppTest cannot draw on the canvas component or watch a
+fragment refresh itself; this does both.
+
+Screenshots and the server's log go to test-artifacts/ at the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"the browser tests drive Debian's Chromium at {CHROMIUM}, which is not installed "
+                "(apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright for Python "
+                               "(pip install playwright; the browser itself is Debian's Chromium)")
+expect = sync_api.expect
+
+from conftest import write_dataset  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SERVER_START_TIMEOUT = 60
+VIEWPORT = {"width": 1400, "height": 1600}   # tall: Streamlit scrolls inside the page, full_page cannot
+TRAIN_IMAGES = 10_000      # synthetic MNIST: LeNet trains at 15-20k images/s on 2 idle cores
+TRAIN_EPOCHS = 4
+TRAIN_PAGE = REPO / "pages" / "train.py"
+TRAIN_PAGE_PENDING = TRAIN_PAGE.is_file() and "This page is being built" in TRAIN_PAGE.read_text(encoding="utf-8")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """SIGTERM to the server's whole process group, SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited with code {process.returncode} before answering; see {log}:\n"
+                        + log.read_text(errors="replace")[-3000:])
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200 and response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"streamlit did not answer {url}/_stcore/health within {SERVER_START_TIMEOUT} s; see {log}")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """A data root with a synthetic MNIST, a runs folder with one small LeNet trained on it,
+    and `streamlit run app.py` serving both on a free port."""
+    from kmnist_core import training
+    from kmnist_core.config import TrainConfig
+
+    data_root = tmp_path_factory.mktemp("browser_data")
+    # Big enough that a training job on the Train page lasts several of its one-second refreshes.
+    write_dataset(data_root / "MNIST", n_train=TRAIN_IMAGES, n_test=1000)
+    runs_dir = tmp_path_factory.mktemp("browser_runs")
+    training.train(TrainConfig(dataset="mnist", arch="lenet", epochs=2, data_root=str(data_root), device="cpu"),
+                   runs_dir=runs_dir)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "streamlit-server.log"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "KMNIST_DATA_ROOT": str(data_root), "KMNIST_RUNS_DIR": str(runs_dir)}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             # Other people's edits must not rerun the app under the test.
+             "--server.fileWatcherType", "none"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    try:
+        wait_until_healthy(url, process, log)
+        yield url
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.js_errors = errors
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def no_error_boxes(page) -> None:
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
+
+
+def open_app(page, url: str) -> None:
+    """Open Home first: see test_a_deep_link_opens_inside_the_apps_navigation."""
+    page.goto(url + "/")
+    expect(page.get_by_role("heading", name="KMNIST Lab")).to_be_visible(timeout=60_000)
+
+
+def draw(page, canvas, points: list[tuple[float, float]]) -> None:
+    """One stroke through `points`, given as fractions of the canvas's width and height."""
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for x, y in at[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()
+
+
+def plotted_points(page) -> int:
+    """How many points the first Plotly chart on the page holds, 0 without one."""
+    return page.evaluate("""() => {
+        const plot = document.querySelector('.js-plotly-plot');
+        return plot && plot.data ? plot.data.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0) : 0;
+    }""")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Streamlit runs a pages/ folder beside app.py as old-style multipage pages (pages/common.py "
+    "included, app.py skipped) until some session has called st.navigation: the first visitor after "
+    "a restart who opens a deep link such as /draw gets the wrong sidebar and the narrow layout. "
+    "Renaming pages/ (e.g. to views/) fixes it; then remove this marker."))
+def test_a_deep_link_opens_inside_the_apps_navigation(app_url, page):
+    # Must run first on the fresh server, before any test opens Home.
+    page.goto(app_url + "/draw")
+    expect(page.locator("canvas.upper-canvas")).to_be_visible(timeout=60_000)
+    page.screenshot(path=ARTIFACTS / "draw-deep-link.png")
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(nav.get_by_text("Home", exact=True)).to_be_visible(timeout=5_000)
+    expect(nav.get_by_text("common", exact=True)).to_have_count(0)
+
+
+def test_draw_a_stroke_and_see_the_prediction(app_url, page):
+    open_app(page, app_url)
+    page.goto(app_url + "/draw")
+    canvas = page.locator("canvas.upper-canvas")          # fabric.js's event layer, inside the component
+    expect(canvas).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("a blank canvas or a speck of ink gets no guess")).to_be_visible()
+    expect(page.locator(".js-plotly-plot")).to_have_count(0)
+
+    draw(page, canvas, [(0.25, 0.2), (0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)])  # a 7
+
+    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"^\d+% sure$"))).to_be_visible()
+    expect(page.locator(".js-plotly-plot")).to_have_count(1)
+    assert plotted_points(page) == 10                      # one bar per class
+    expect(page.get_by_text("Which strokes drove the decision")).to_be_visible()
+    expect(page.get_by_text(re.compile("^Real examples of"))).to_be_visible()
+    no_error_boxes(page)
+    page.wait_for_timeout(500)                             # let the chart finish drawing
+    page.screenshot(path=ARTIFACTS / "draw.png", full_page=True)
+
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("a blank canvas or a speck of ink gets no guess")).to_be_visible(timeout=15_000)
+    expect(page.locator(".js-plotly-plot")).to_have_count(0)
+    assert not page.js_errors, page.js_errors
+
+
+def png_bytes(array) -> bytes:
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_upload_a_photo_or_a_broken_file(app_url, page):
+    import numpy as np
+
+    open_app(page, app_url)
+    page.goto(app_url + "/draw")
+    page.get_by_text("Upload a photo or scan").click()
+    upload = page.locator("input[type=file]")
+    expect(upload).to_have_count(1, timeout=15_000)
+
+    upload.set_input_files(files=[{"name": "scan.png", "mimeType": "image/png", "buffer": b"%PDF-1.4 not an image"}])
+    expect(page.get_by_test_id("stAlertContentError")).to_contain_text("not an image", timeout=15_000)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect(page.locator(".js-plotly-plot")).to_have_count(0)
+
+    paper = np.full((400, 300), 225, dtype=np.uint8)      # a dark "1" on light paper
+    paper[60:340, 135:165] = 25
+    upload.set_input_files(files=[{"name": "one.png", "mimeType": "image/png", "buffer": png_bytes(paper)}])
+    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=15_000)
+    expect(page.locator(".js-plotly-plot")).to_have_count(1)
+    no_error_boxes(page)
+    page.wait_for_timeout(500)
+    page.screenshot(path=ARTIFACTS / "draw-upload.png", full_page=True)
+    assert not page.js_errors, page.js_errors
+
+
+@pytest.mark.skipif(TRAIN_PAGE_PENDING, reason="pages/train.py is still a placeholder")
+def test_train_a_tiny_model_and_watch_it_live(app_url, page):
+    open_app(page, app_url)
+    page.goto(app_url + "/train")
+    start = page.get_by_role("button", name="Start training")
+    expect(start).to_be_visible(timeout=60_000)
+
+    page.get_by_label("Dataset", exact=True).click()
+    page.get_by_role("option").filter(has_text=re.compile(r"^MNIST$")).click()
+    expect(page.get_by_label("Dataset", exact=True)).to_have_value("MNIST")
+    page.get_by_label("Architecture", exact=True).click()
+    page.get_by_role("option").filter(has_text=re.compile(r"^lenet\b")).click()
+    expect(page.get_by_label("Architecture", exact=True)).to_have_value(re.compile(r"^lenet\b"))
+    epochs = page.get_by_label("Epochs", exact=True)
+    epochs.fill(str(TRAIN_EPOCHS))
+    epochs.press("Enter")
+    expect(epochs).to_have_value(str(TRAIN_EPOCHS))
+    page.wait_for_timeout(500)                             # the rerun that stores the new values
+    start.click()
+
+    # Sample the chart and the progress bar until the job ends, without reloading the page.
+    finished = page.get_by_test_id("stMetricLabel").filter(has_text="Test accuracy")
+    progress = page.get_by_test_id("stProgress")
+    seen_points, seen_progress, screenshot_taken = [], [], False
+    deadline = time.monotonic() + 120
+    while not finished.count() and time.monotonic() < deadline:
+        points = plotted_points(page)
+        if points and (not seen_points or points != seen_points[-1]):
+            seen_points.append(points)
+        texts = progress.all_inner_texts()
+        if texts and (not seen_progress or texts[0] != seen_progress[-1]):
+            seen_progress.append(texts[0])
+        if len(seen_points) >= 2 and not screenshot_taken:
+            page.screenshot(path=ARTIFACTS / "train-running.png", full_page=True)
+            screenshot_taken = True
+        page.wait_for_timeout(200)
+    expect(finished).to_be_visible(timeout=5_000)
+    # The progress bar and the chart appeared while the job ran and refreshed themselves.
+    assert len(seen_progress) >= 2, seen_progress
+    assert len(seen_points) >= 2 and seen_points == sorted(seen_points), seen_points
+    assert seen_progress[-1].startswith(f"epoch {TRAIN_EPOCHS}/{TRAIN_EPOCHS}"), seen_progress
+    expect(page.locator(".js-plotly-plot")).to_have_count(1)
+    no_error_boxes(page)
+    page.wait_for_timeout(500)
+    page.screenshot(path=ARTIFACTS / "train.png", full_page=True)
+    assert not page.js_errors, page.js_errors

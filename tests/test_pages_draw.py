@@ -1,0 +1,206 @@
+"""The Draw page in Streamlit's AppTest: no model, upload problems, blank input, and a
+prediction from a drawing (the canvas's value is set the way the component would send it:
+AppTest cannot draw on it; tests/test_browser.py does that in a real browser)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+CANVAS_KEY = "draw_canvas_0"
+
+
+def png(array: np.ndarray, **save) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, **({"format": "PNG"} | save))
+    return buffer.getvalue()
+
+
+def stroke_image(size: int = 280) -> np.ndarray:
+    """What the canvas sends: RGBA, white strokes on an opaque black background."""
+    image = np.zeros((size, size, 4), dtype=np.uint8)
+    image[..., 3] = 255
+    image[40:240, 120:150, :3] = 255
+    image[60:85, 60:220, :3] = 255
+    return image
+
+
+def canvas_value(image: np.ndarray) -> dict:
+    url = "data:image/png;base64," + base64.b64encode(png(image)).decode()
+    return {"drawing": {"raw": {"objects": [{"type": "path"}], "background": "#000000"}, "data": url},
+            "backgroundFit": None}
+
+
+def texts(at: AppTest, kind: str) -> str:
+    return "\n".join(str(element.value) for element in getattr(at, kind))
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def train_tiny(dataset: str, data_root: Path, runs_dir: Path) -> Path:
+    from kmnist_core import training
+    from kmnist_core.config import TrainConfig
+    training.train(TrainConfig(dataset=dataset, arch="mlp_small", epochs=1, data_root=str(data_root), device="cpu"),
+                   runs_dir=runs_dir)
+    return runs_dir
+
+
+@pytest.fixture(scope="module")
+def mnist_runs(data_root, tmp_path_factory) -> Path:
+    """A runs folder with one tiny MNIST model (synthetic data), trained once for the module."""
+    return train_tiny("mnist", data_root, tmp_path_factory.mktemp("mnist_runs"))
+
+
+@pytest.fixture(scope="module")
+def kmnist_runs(data_root, tmp_path_factory) -> Path:
+    return train_tiny("kmnist", data_root, tmp_path_factory.mktemp("kmnist_runs"))
+
+
+@pytest.fixture
+def no_runs(monkeypatch, data_root, tmp_path):
+    monkeypatch.setenv("KMNIST_DATA_ROOT", str(data_root))
+    monkeypatch.setenv("KMNIST_RUNS_DIR", str(tmp_path / "runs"))
+
+
+@pytest.fixture
+def env(monkeypatch, data_root, mnist_runs):
+    monkeypatch.setenv("KMNIST_DATA_ROOT", str(data_root))
+    monkeypatch.setenv("KMNIST_RUNS_DIR", str(mnist_runs))
+
+
+def open_draw() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/draw.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def to_upload(at: AppTest) -> AppTest:
+    at.radio(key="draw_source").set_value(at.radio(key="draw_source").options[1]).run()
+    return at
+
+
+def test_no_model_points_to_the_train_page(no_runs):
+    at = open_draw()
+    no_errors(at)
+    assert "no trained model yet" in texts(at, "info")
+    links = [e for e in at.get("page_link")]
+    assert links and "train" in str(links[0].proto).lower()
+    assert not at.get("plotly_chart")
+
+
+def test_blank_canvas_gives_a_hint_not_a_guess(env):
+    at = open_draw()
+    no_errors(at)
+    assert "blank canvas" in texts(at, "info")
+    assert "Prediction" not in texts(at, "markdown")
+    at.session_state[CANVAS_KEY] = canvas_value(np.zeros((280, 280, 4), np.uint8) + np.uint8([0, 0, 0, 255]))
+    at.run()
+    no_errors(at)
+    assert "blank canvas" in texts(at, "info") and not at.get("plotly_chart")
+    speck = np.zeros((280, 280, 4), np.uint8)
+    speck[..., 3] = 255
+    speck[100:103, 100:103, :3] = 255
+    at.session_state[CANVAS_KEY] = canvas_value(speck)
+    at.run()
+    no_errors(at)
+    assert "speck" in texts(at, "info") and not at.get("plotly_chart")
+
+
+def test_a_drawing_gets_a_prediction_probabilities_examples_and_saliency(env):
+    at = open_draw()
+    at.session_state[CANVAS_KEY] = canvas_value(stroke_image())
+    at.run()
+    no_errors(at)
+    markdown = texts(at, "markdown")
+    assert "Prediction" in markdown and "sure" in markdown and "Which strokes drove the decision" in markdown
+    assert len(at.get("plotly_chart")) == 1
+    captions = texts(at, "caption")
+    assert "Next:" in captions
+    captions = " | ".join(c for image in at.get("image") for c in image.captions)
+    # what the model sees, real examples of the predicted class, the saliency overlay
+    assert "28x28" in captions and "Real examples of" in captions and "SmoothGrad" in captions
+
+
+def test_the_clear_button_empties_the_canvas(env):
+    at = open_draw()
+    at.session_state[CANVAS_KEY] = canvas_value(stroke_image())
+    at.run()
+    assert at.get("plotly_chart")
+    at.button(key="draw_clear").click().run()
+    no_errors(at)
+    assert at.session_state["draw_canvas_version"] == 1
+    assert not at.get("plotly_chart") and "blank canvas" in texts(at, "info")
+
+
+def test_kmnist_models_answer_in_hiragana_with_romanisation(monkeypatch, data_root, kmnist_runs):
+    from kmnist_core.data import KMNIST_CLASSES
+    monkeypatch.setenv("KMNIST_DATA_ROOT", str(data_root))
+    monkeypatch.setenv("KMNIST_RUNS_DIR", str(kmnist_runs))
+    at = open_draw()
+    at.session_state[CANVAS_KEY] = canvas_value(stroke_image())
+    at.run()
+    no_errors(at)
+    answer = next(m.value for m in at.markdown if "sure" in m.value)
+    kana, roman = next((k, r) for k, r in (c.split() for c in KMNIST_CLASSES) if f">{k}<" in answer)
+    assert f">{roman}<" in answer and "font-size:6rem" in answer
+
+
+def test_uploads_go_through_the_same_preprocessing(env):
+    at = to_upload(open_draw())
+    no_errors(at)
+    assert "Upload a picture" in texts(at, "info")
+    paper = np.full((400, 300), 220, dtype=np.uint8)       # dark ink on light paper, like a photo
+    paper[60:340, 130:170] = 30
+    at.file_uploader(key="draw_upload").set_value(("photo.jpg", png(paper, format="JPEG"), "image/jpeg")).run()
+    no_errors(at)
+    assert "Prediction" in texts(at, "markdown") and len(at.get("plotly_chart")) == 1
+    at.file_uploader(key="draw_upload").set_value(("blank.png", png(np.full((100, 100), 255, np.uint8)),
+                                                   "image/png")).run()
+    no_errors(at)
+    assert "No character found" in texts(at, "info") and not at.get("plotly_chart")
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("L", (30, 30), c) for c in (0, 255)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+BAD_UPLOADS = {
+    "not-an-image": ("notes.png", lambda: b"%PDF-1.4 definitely not a picture", "not an image"),
+    "truncated": ("cut.png", lambda: png(np.random.default_rng(0).integers(0, 255, (60, 60), np.uint8))[:1500],
+                  "not an image"),
+    "too-many-pixels": ("huge.png", lambda: png(np.zeros((4000, 5000), np.uint8)), "limit is 4096x4096"),
+    "animated": ("moving.gif", animated_gif, "Animated"),
+    "over-10-MB": ("big.bmp", lambda: b"BM" + bytes(11 * 2**20), "limit is 10 MB"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_UPLOADS)
+def test_bad_uploads_show_the_problem_not_a_traceback(env, case):
+    name, content, message = BAD_UPLOADS[case]
+    at = to_upload(open_draw())
+    at.file_uploader(key="draw_upload").set_value((name, content(), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert message in texts(at, "error") and not at.info
+    assert not at.get("plotly_chart") and "Prediction" not in texts(at, "markdown")
