@@ -3,6 +3,8 @@ they can be tested (and used in a notebook) without Streamlit."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 import torch
@@ -97,6 +99,9 @@ def compare_curves(curves: dict[str, tuple[list[float], list[float]]], metric: s
                       xaxis_title=CURVE_TITLES.get(x, x), legend=dict(orientation="h", y=-0.25))
     if metric.endswith("accuracy"):
         fig.update_yaxes(tickformat=".1%")
+    if x == "epoch":  # whole epochs only, about ten ticks at most
+        last = max((max(xs) for xs, _ in curves.values() if xs), default=1)
+        fig.update_xaxes(dtick=max(1, math.ceil(last / 10)))
     return fig
 
 
@@ -137,28 +142,35 @@ def sweep_errorbars(rows, param: str, metric: str) -> go.Figure:
     log_x = numeric and param in LOG_SCALE_PARAMS and all(row.value > 0 for row in rows)
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), yaxis_title=metric,
                       xaxis=dict(title=param, type="log" if log_x else ("linear" if numeric else "category")))
+    if numeric:  # ticks at the swept values themselves, not at round numbers between them
+        fig.update_xaxes(tickvals=[row.value for row in rows], ticktext=[f"{row.value:g}" for row in rows])
     if metric.endswith("accuracy"):
         fig.update_yaxes(tickformat=".2%")
     return fig
 
 
 def embedding_scatter(points: np.ndarray, labels, predictions, class_names: list[str], indices=None) -> go.Figure:
-    """2-D points coloured by true class, one trace per class (so the legend can hide classes);
-    mistakes are drawn as crosses. Each point's customdata is [index, true, predicted], which a
-    click selection hands back. `indices` default to the rows' positions."""
+    """2-D points coloured by true class, one trace per class (so the legend can hide classes),
+    and the mistakes ringed in black by one more trace. Each point's customdata is
+    [index, true, predicted], which a click selection hands back; `indices` default to the
+    rows' positions."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     indices = np.arange(len(points)) if indices is None else np.asarray(indices)
-    fig = go.Figure()
-    for c in np.unique(labels):
-        mask = labels == c
-        wrong = predictions[mask] != c
-        fig.add_trace(go.Scattergl(
-            x=points[mask, 0], y=points[mask, 1], mode="markers", name=class_names[c],
-            marker=dict(size=6, color=COLORS[c % len(COLORS)], symbol=np.where(wrong, "x", "circle"), opacity=0.8),
-            customdata=np.stack([indices[mask], labels[mask], predictions[mask]], axis=1),
+
+    def trace(mask, name: str, marker: dict) -> go.Scattergl:
+        return go.Scattergl(
+            x=points[mask, 0], y=points[mask, 1], mode="markers", name=name, marker=marker,
+            # A list, not an array: plotly sends arrays as binary, which a selection hands back as a dict.
+            customdata=np.stack([indices[mask], labels[mask], predictions[mask]], axis=1).tolist(),
             text=[f"#{i} true {class_names[t]} · predicted {class_names[p]}"
                   for i, t, p in zip(indices[mask], labels[mask], predictions[mask])],
-            hovertemplate="%{text}<extra></extra>"))
+            hovertemplate="%{text}<extra></extra>")
+
+    fig = go.Figure([trace(labels == c, class_names[c], dict(size=6, color=COLORS[c % len(COLORS)], opacity=0.8))
+                     for c in np.unique(labels)])
+    wrong = predictions != labels
+    if wrong.any():
+        fig.add_trace(trace(wrong, f"mistakes ({wrong.sum()})", dict(size=9, color="black", symbol="circle-open")))
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), legend=dict(itemsizing="constant"),
                       xaxis=dict(showticklabels=False), yaxis=dict(showticklabels=False))
     return fig

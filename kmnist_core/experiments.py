@@ -76,6 +76,16 @@ def sweep_groups(runs) -> list[str]:
     return list(dict.fromkeys(group for group in groups if sweep_param(group)))
 
 
+def sweep_rows(runs, group: str, metric: str) -> list[sweeps.Row]:
+    """The sweep's metric per swept value (mean ± std over its runs), numbers in ascending order
+    so that lines through them do not zigzag; other values (architectures...) as first met."""
+    param = sweep_param(group)
+    rows = sweeps.aggregate([run for run in runs if run.record["config"].get("group") == group], param, metric)
+    if all(isinstance(row.value, (int, float)) for row in rows):
+        rows.sort(key=lambda row: row.value)
+    return rows
+
+
 def sweep_table(rows: list[sweeps.Row], param: str, metric: str) -> pd.DataFrame:
     """The reports' table: each value with "mean ± std" of the metric (percent for accuracies) and n."""
     unit = " (%)" if metric.endswith("accuracy") else ""

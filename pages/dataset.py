@@ -1,4 +1,75 @@
+"""Data: look at a dataset before training on it - examples and the mean image of each
+class, the class balance of the splits, pixel statistics, and any image by its index."""
+
+import pandas as pd
 import streamlit as st
 
-st.title("dataset")
-st.info("This page is being built.")
+from kmnist_core import charts, data, dataset_stats
+from pages.common import image_strip, load_dataset, use_app_navigation
+
+use_app_navigation()
+
+EXAMPLES_PER_CLASS = 12
+
+
+@st.cache_data(max_entries=4, show_spinner="Computing the dataset's statistics…")
+def summary(name: str, root: str) -> dataset_stats.DatasetSummary:
+    return dataset_stats.summarize(data.load_dataset(name, root, download=False))
+
+
+def class_heading(label: str, kana: bool) -> str:
+    """Markdown for a class name; a kana class ("お o") shows the character big beside its romanisation."""
+    if kana:
+        character, roman = label.split()
+        return f"<span style='font-size:2.2em'>{character}</span> {roman}"
+    return f"**{label}**"
+
+
+st.title("🗂️ Explore a dataset")
+name = st.selectbox("Dataset", list(data.DATASETS), key="data_dataset",
+                    format_func=lambda key: data.DATASETS[key].display_name)
+dataset = load_dataset(name)
+if dataset is None:
+    st.caption("Choose another dataset above to explore it meanwhile.")
+    st.stop()
+info = dataset.info
+kana = info.class_names == data.KMNIST_CLASSES
+stats = summary(name, str(data.default_data_root()))
+st.caption(info.description + (f" Licence: {info.licence}." if info.licence else ""))
+
+st.subheader("Examples of each class")
+if st.button("🔀 Other examples"):
+    st.session_state["data_examples_seed"] = st.session_state.get("data_examples_seed", 0) + 1
+picks = data.examples_per_class(dataset.train_labels, EXAMPLES_PER_CLASS, info.num_classes,
+                                seed=st.session_state.get("data_examples_seed", 0))
+for label, indices in zip(info.class_names, picks):
+    name_col, strip_col = st.columns([1, 6], vertical_alignment="center")
+    name_col.markdown(class_heading(label, kana), unsafe_allow_html=True)
+    strip_col.image(image_strip(dataset.train_images[indices]))
+
+st.subheader("The mean image of each class")
+st.caption("The average of all training images of a class: where its strokes usually are.")
+for column, label, mean in zip(st.columns(info.num_classes), info.class_names, stats.class_means):
+    column.image(charts.enlarge(mean, 3), caption=label)
+
+st.subheader("Class balance")
+st.caption("The training set split as training does by default: a stratified 10% for validation, seed 0.")
+st.plotly_chart(charts.class_balance(stats.class_counts, list(info.class_names)))
+
+st.subheader("Pixel intensities")
+st.dataframe(pd.DataFrame({"split": list(stats.pixels), "images": [sum(stats.class_counts[s]) for s in stats.pixels],
+                           "mean": [n.mean for n in stats.pixels.values()],
+                           "std": [n.std for n in stats.pixels.values()]}),
+             hide_index=True, column_config={"mean": st.column_config.NumberColumn(format="%.4f"),
+                                             "std": st.column_config.NumberColumn(format="%.4f")})
+st.caption("Pixel values scaled to [0, 1]. Training normalises with the training split's mean and std.")
+st.plotly_chart(charts.pixel_histogram(stats.histograms))
+
+st.subheader("Browse by index")
+split_col, index_col, image_col = st.columns([1, 1, 2])
+split = split_col.radio("Official split", ("train", "test"), horizontal=True, key="data_browse_split")
+images, labels = (dataset.train_images, dataset.train_labels) if split == "train" else \
+    (dataset.test_images, dataset.test_labels)
+index = index_col.number_input(f"Index (0-{len(labels) - 1})", 0, len(labels) - 1, 0, key=f"data_browse_{split}")
+image_col.image(charts.enlarge(images[index], 6))
+image_col.markdown(class_heading(info.class_names[int(labels[index])], kana), unsafe_allow_html=True)

@@ -13,7 +13,10 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from kmnist_core import charts, data, drawing
-from pages.common import image_strip, load_dataset, load_model, pick_run, usable_runs
+from pages.common import (image_strip, load_dataset, load_model, offer_kmnist_model, pick_run, usable_runs,
+                          use_app_navigation)
+
+use_app_navigation()
 
 KANA_DATASETS = ("kmnist", "kmnist10k")
 CANVAS_SIZE = 280
@@ -51,6 +54,7 @@ st.caption("Draw one character in the black square, or upload a photo of one wri
            "one of the classes it was trained on.")
 
 choices = usable_runs()
+offer_kmnist_model(choices)
 if not choices:
     st.info("There is no trained model yet. Train one (a couple of minutes on a laptop), then come back "
             "and draw.", icon="🏋️")

@@ -6,7 +6,9 @@ import streamlit as st
 
 from kmnist_core import charts, models
 from pages.common import (duration, image_strip, load_dataset, load_model, offer_kmnist_model, pick_run,
-                          test_report, usable_runs)
+                          test_report, usable_runs, use_app_navigation)
+
+use_app_navigation()
 
 st.title("🔎 Evaluate")
 

@@ -6,7 +6,9 @@ import streamlit as st
 
 from kmnist_core import charts, data, models, runs
 from kmnist_core.config import OPTIMIZERS, SCHEDULES, TrainConfig
-from pages.common import STATUS_ICONS, duration, job_manager, when
+from pages.common import STATUS_ICONS, duration, job_manager, when, use_app_navigation
+
+use_app_navigation()
 
 OWN_DATA = "own"
 DEFAULTS = TrainConfig()

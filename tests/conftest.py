@@ -86,6 +86,10 @@ def app_env(data_root, runs_dir, monkeypatch):
     """The app's environment for AppTest: synthetic data, an empty runs folder, fresh caches,
     and no job left running afterwards."""
     import streamlit as st
+    import pages.common
+    # AppTest puts Streamlit back in legacy pages/ mode before every run, where the deep-link
+    # rerun of use_app_navigation would swallow each click; deep links are tested in the browser.
+    monkeypatch.setattr(pages.common, "use_app_navigation", lambda: None)
     monkeypatch.setenv("KMNIST_DATA_ROOT", str(data_root))
     monkeypatch.setenv("KMNIST_RUNS_DIR", str(runs_dir))
     st.cache_resource.clear()

@@ -168,11 +168,6 @@ def plotted_points(page) -> int:
     }""")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Streamlit runs a pages/ folder beside app.py as old-style multipage pages (pages/common.py "
-    "included, app.py skipped) until some session has called st.navigation: the first visitor after "
-    "a restart who opens a deep link such as /draw gets the wrong sidebar and the narrow layout. "
-    "Renaming pages/ (e.g. to views/) fixes it; then remove this marker."))
 def test_a_deep_link_opens_inside_the_apps_navigation(app_url, page):
     # Must run first on the fresh server, before any test opens Home.
     page.goto(app_url + "/draw")
@@ -181,6 +176,9 @@ def test_a_deep_link_opens_inside_the_apps_navigation(app_url, page):
     nav = page.get_by_test_id("stSidebarNav")
     expect(nav.get_by_text("Home", exact=True)).to_be_visible(timeout=5_000)
     expect(nav.get_by_text("common", exact=True)).to_have_count(0)
+    # and the page works from there: a stroke gets a prediction
+    draw(page, page.locator("canvas.upper-canvas"), [(0.5, 0.15), (0.5, 0.85)])
+    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
 
 
 def test_draw_a_stroke_and_see_the_prediction(app_url, page):

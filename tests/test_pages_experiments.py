@@ -1,0 +1,112 @@
+"""The Compare, Sweep, Data and Features pages, run headless through the real app
+(st.navigation and all) on synthetic data with small runs of a few seconds."""
+
+import dataclasses
+import time
+
+import pytest
+from conftest import open_page
+
+from kmnist_core import training
+from pages.common import job_manager  # the app's own: st.cache_resource is process-wide
+
+
+@pytest.fixture
+def two_runs(app_env, trained_run, tiny_config, runs_dir):
+    """The conftest's MLP run and a LeNet one, in the app's runs folder."""
+    return [trained_run, training.train(dataclasses.replace(tiny_config, arch="lenet", epochs=1), runs_dir=runs_dir)]
+
+
+def test_compare_lists_runs_and_overlays_the_chosen(two_runs):
+    at = open_page("pages/compare.py")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 2 and set(table["arch"]) == {"mlp_small", "lenet"}
+    assert at.get("download_button")
+    assert len(at.multiselect) == 3  # datasets, architectures, runs
+    assert len(at.get("plotly_chart")) == 3  # accuracy and loss curves, per-class bars
+
+    at.multiselect[1].set_value(["lenet"]).run()  # filter the table by architecture
+    assert not at.exception and list(at.dataframe[0].value["arch"]) == ["lenet"]
+    at.radio[0].set_value("elapsed").run()
+    assert not at.exception
+
+
+def test_sweep_runs_two_values_and_tabulates_them(app_env):
+    at = open_page("pages/sweep.py")
+    assert not at.exception and at.button(key="start_sweep")
+    assert "No sweeps yet" in at.info[0].value
+
+    at.selectbox(key="sweep_dataset").set_value("mnist")
+    at.selectbox(key="sweep_arch").set_value("mlp_small")
+    at.number_input(key="sweep_epochs").set_value(1)
+    at.selectbox(key="sweep_param").set_value("lr").run()
+    at.text_input(key="sweep_values_lr").set_value("1e-3, fast").run()
+    assert "'fast' is not a valid float" in at.error[0].value
+
+    at.text_input(key="sweep_values_lr").set_value("1e-3, 1e-2").run()
+    at.button(key="start_sweep").click().run()
+    assert not at.exception
+    jobs = job_manager().jobs()
+    assert len(jobs) == 2 and all(job_manager().wait(job, timeout=120) for job in jobs)
+    assert [job.status for job in jobs] == ["finished", "finished"]
+
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="sweep_group").value == jobs[0].config.group
+    table = at.dataframe[0].value
+    assert table["lr"].tolist() == ["0.001", "0.01"] and table["runs"].tolist() == [1, 1]
+    assert [m.value for m in at.metric] == ["0", "0", "2", "0"]  # queued, running, finished, ended early
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_stopping_a_sweep_stops_the_running_job_and_cancels_the_queued(app_env):
+    at = open_page("pages/sweep.py")
+    at.selectbox(key="sweep_dataset").set_value("mnist")
+    at.selectbox(key="sweep_arch").set_value("resnet")
+    at.number_input(key="sweep_epochs").set_value(50)  # long enough to be stopped midway
+    at.selectbox(key="sweep_param").set_value("batch_size").run()
+    at.text_input(key="sweep_values_batch_size").set_value("16, 32").run()
+    at.button(key="start_sweep").click().run()
+    assert not at.exception and at.button(key="stop_sweep")
+    jobs = job_manager().jobs()
+    while jobs[-1].status == "queued":  # the first one submitted: let it start, to be stopped, not cancelled
+        time.sleep(0.05)
+
+    at.button(key="stop_sweep").click().run()
+    assert all(job_manager().wait(job, timeout=60) for job in jobs)
+    assert sorted(job.status for job in jobs) == ["cancelled", "stopped"]
+    at.run()
+    assert not at.exception and [b.key for b in at.button] == ["start_sweep"]  # nothing left to stop
+    assert [m.value for m in at.metric] == ["0", "0", "0", "2"]
+    assert any("No run of this sweep has finished yet" in i.value for i in at.info)
+
+
+def test_data_page_shows_examples_means_balance_and_pixels(app_env):
+    at = open_page("pages/dataset.py")
+    assert not at.exception
+    assert any("<span style='font-size:2.2em'>お</span> o" in m.value for m in at.markdown)  # KMNIST first
+
+    at.selectbox(key="data_dataset").set_value("mnist").run()
+    assert not at.exception
+    assert len(at.image) == 10 + 10 + 1  # a strip per class, the class means, the browsed image
+    assert len(at.get("plotly_chart")) == 2  # class balance, pixel histogram
+    pixels = at.dataframe[0].value
+    assert pixels["split"].tolist() == ["train", "validation", "test"] and pixels["images"].tolist() == [900, 100, 300]
+    at.number_input(key="data_browse_train").set_value(5).run()
+    assert not at.exception
+
+
+def test_features_page_projects_the_test_set(app_env, trained_run):
+    at = open_page("pages/features.py")
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # PCA and t-SNE
+    spec = charts[0].proto.spec
+    assert "scattergl" in spec and spec.count('"customdata"') in (10, 11)  # a trace a class (and the mistakes)
+    assert any("first layer's units, 64 of 64 shown" in c.value for c in at.caption)
+    assert len(at.image) == 64 // 16  # the MLP's first-layer weights, 16 a row
+
+    at.session_state["features_picked"] = (trained_run.id, 5)  # what clicking test image 5 stores
+    at.run()
+    assert not at.exception and any("Test image **#5**" in m.value for m in at.markdown)
