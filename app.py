@@ -7,7 +7,7 @@ st.set_page_config(page_title="KMNIST Lab", page_icon="✍️", layout="wide")
 
 def home() -> None:
     from kmnist_core import data, training
-    from pages.common import image_strip, job_manager, load_dataset
+    from pages.common import class_example_rows, job_manager, load_dataset
 
     st.title("✍️ KMNIST Lab")
     st.markdown(
@@ -42,17 +42,8 @@ def home() -> None:
                 dataset = load_dataset("kmnist10k")
                 if dataset is not None:
                     st.caption("Meanwhile, the examples below are KMNIST images from the local KMNIST10K folder.")
-            if dataset is None:
-                continue
-            picks = data.examples_per_class(dataset.train_labels, 10, info.num_classes, seed=1)
-            for label, indices in zip(info.class_names, picks):
-                name_col, strip_col = st.columns([1, 6], vertical_alignment="center")
-                if name in ("kmnist", "kmnist10k"):
-                    kana, roman = label.split()
-                    name_col.markdown(f"<span style='font-size:2.2em'>{kana}</span> {roman}", unsafe_allow_html=True)
-                else:
-                    name_col.markdown(f"**{label}**")
-                strip_col.image(image_strip(dataset.train_images[indices]))
+            if dataset is not None:
+                class_example_rows(dataset, per_class=10, seed=1)
 
 
 SHOWN_DATASETS = ("kmnist", "kmnist10k", "mnist", "fashion")

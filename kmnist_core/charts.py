@@ -22,16 +22,20 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
     return out
 
 
+MAX_CURVE_POINTS = 300  # per trace: the browser redraws live charts every second, on the training machine's CPU
+
+
 def training_curves(history: list[dict], steps: list[tuple[int, float]] | None = None,
                     steps_per_epoch: int | None = None) -> go.Figure:
     """Loss (per step, smoothed, and per epoch) beside accuracy (per epoch), train and validation."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     if steps and steps_per_epoch:
-        x = [s / steps_per_epoch for s, _ in steps]
+        every = -(-len(steps) // MAX_CURVE_POINTS)  # smooth over every step, draw a few hundred of them
+        x = [s / steps_per_epoch for s, _ in steps][::every]
         losses = [loss for _, loss in steps]
-        fig.add_trace(go.Scatter(x=x, y=losses, name="train loss per step", mode="lines", opacity=0.25,
+        fig.add_trace(go.Scatter(x=x, y=losses[::every], name="train loss per step", mode="lines", opacity=0.25,
                                  line=dict(color=COLORS[0], width=1), showlegend=False), 1, 1)
-        fig.add_trace(go.Scatter(x=x, y=smooth(losses), name="train loss (smoothed)", mode="lines",
+        fig.add_trace(go.Scatter(x=x, y=smooth(losses)[::every], name="train loss (smoothed)", mode="lines",
                                  line=dict(color=COLORS[0])), 1, 1)
     epochs = [h["epoch"] for h in history]
     for key, name, color, dash in (("train", "train", COLORS[0], "dot"), ("val", "validation", COLORS[1], None)):

@@ -24,8 +24,13 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         kind = hints[f.name]
         kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # X | None -> X
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=f.default,
-                            choices=f.metadata.get("choices"), help=f"{f.metadata['help']} (default: {f.default})")
+        option, text = f"--{f.name.replace('_', '-')}", f.metadata["help"].replace("%", "%%")  # argparse %-formats help
+        if kind is bool:  # --flip / --no-flip
+            parser.add_argument(option, dest=f.name, default=f.default, action=argparse.BooleanOptionalAction,
+                                help=text)
+            continue
+        parser.add_argument(option, dest=f.name, type=kind, default=f.default, choices=f.metadata.get("choices"),
+                            help=f"{text} (default: {f.default})")
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:

@@ -32,6 +32,7 @@ class TrainConfig:
     dropout: float | None = _option(None, "dropout probability, for models that have dropout (default: the preset's)")
     width: float = _option(1.0, "multiplies every hidden layer's size (1 is the preset as published)")
     augment: float = _option(0.0, "augmentation strength 0-1: random rotation up to 15 deg, shift up to 3 px, scale 15%")
+    flip: bool = _option(False, "random horizontal flips (for clothing; characters and digits are not symmetric)")
     val_fraction: float = _option(0.1, "fraction of the training set held out for validation (stratified)")
     seed: int = _option(0, "random seed (runs on the CPU are deterministic given it)")
     device: str = _option("auto", "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps")

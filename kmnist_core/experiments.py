@@ -7,8 +7,6 @@ Per-class accuracy needs no function here: it is the recall of an evaluation Rep
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from . import sweeps
@@ -18,8 +16,6 @@ COLUMNS = ("id", "name", "shipped", "status", "dataset", "arch", "parameters", "
            "created", "group")
 CURVE_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 CURVE_AXES = ("epoch", "elapsed")  # elapsed: seconds since training began, at the end of each epoch
-# The group id sweeps.expand gives a sweep: sweep-<param>-<YYYYmmdd>-<HHMMSS>.
-SWEEP_GROUP = re.compile(r"sweep-(?P<param>\w+)-\d{8}-\d{6}")
 
 
 def _row(run) -> dict:
@@ -64,22 +60,16 @@ def curves(runs, metric: str, x: str = "epoch") -> dict[str, tuple[list[float], 
     return {label: curve(run.record.get("history") or [], metric, x) for label, run in zip(run_labels(runs), runs)}
 
 
-def sweep_param(group: str) -> str | None:
-    """The hyperparameter a sweep group id names, or None for a group that is not a sweep."""
-    match = SWEEP_GROUP.fullmatch(group or "")
-    return match["param"] if match and match["param"] in sweeps.SWEEPABLE else None
-
-
 def sweep_groups(runs) -> list[str]:
     """The sweeps among saved runs, the newest first (runs come newest first from scan_runs)."""
     groups = (run.record["config"].get("group", "") for run in runs)
-    return list(dict.fromkeys(group for group in groups if sweep_param(group)))
+    return list(dict.fromkeys(group for group in groups if sweeps.swept_param(group)))
 
 
 def sweep_rows(runs, group: str, metric: str) -> list[sweeps.Row]:
     """The sweep's metric per swept value (mean ± std over its runs), numbers in ascending order
     so that lines through them do not zigzag; other values (architectures...) as first met."""
-    param = sweep_param(group)
+    param = sweeps.swept_param(group)
     rows = sweeps.aggregate([run for run in runs if run.record["config"].get("group") == group], param, metric)
     if all(isinstance(row.value, (int, float)) for row in rows):
         rows.sort(key=lambda row: row.value)

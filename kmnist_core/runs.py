@@ -47,7 +47,8 @@ def new_run_id(config: TrainConfig) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # Milliseconds: runs of a quick sweep start within the same second and list in order.
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -5,6 +5,8 @@ reports tabulated them ("0.001 - 82.79 +- 0.11")."""
 from __future__ import annotations
 
 import dataclasses
+import re
+import secrets
 import statistics
 import typing
 from dataclasses import dataclass
@@ -15,6 +17,18 @@ from .config import TrainConfig
 SWEEPABLE = ("lr", "batch_size", "weight_decay", "dropout", "width", "label_smoothing", "augment",
              "epochs", "arch", "optimizer", "schedule", "val_fraction")
 METRICS = ("test_accuracy", "best_val_accuracy", "test_loss", "train_seconds")
+# A sweep's runs share the group id sweep-<param>-<YYYYmmdd-HHMMSS>-<4 hex digits>.
+GROUP_ID = re.compile(r"sweep-(?P<param>\w+?)-\d{8}-\d{6}-[0-9a-f]{4}")
+
+
+def new_group(param: str) -> str:
+    return f"sweep-{param}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def swept_param(group: str) -> str | None:
+    """The hyperparameter a sweep's group id names; None for a group that is not a sweep."""
+    match = GROUP_ID.fullmatch(group or "")
+    return match["param"] if match and match["param"] in SWEEPABLE else None
 
 
 def parse_values(base: TrainConfig, param: str, text: str) -> list:
@@ -42,7 +56,7 @@ def expand(base: TrainConfig, param: str, values: list, repeats: int = 1) -> lis
     """One config per value and repeat; repeat r uses seed base.seed + r. All share a group id."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
-    group = f"sweep-{param}-{datetime.now():%Y%m%d-%H%M%S}"
+    group = new_group(param)
     return [dataclasses.replace(base, **{param: value}, seed=base.seed + r, group=group,
                                 name=f"{param}={value} seed={base.seed + r}").validate()
             for value in values for r in range(repeats)]

@@ -58,17 +58,23 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def augment_batch(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+def augment_batch(images: torch.Tensor, strength: float, generator: torch.Generator,
+                  flip: bool = False) -> torch.Tensor:
     """Random rotation (up to 15 deg), shift (up to 3 px) and scale (up to 15%) per image,
-    scaled by `strength`, as one affine warp of the whole (N, 1, 28, 28) [0, 1] batch.
-    Pixels brought in from outside the frame are 0, the datasets' background."""
+    scaled by `strength`, and optionally a mirror image for half of them, as one affine warp
+    of the whole (N, 1, 28, 28) [0, 1] batch. Pixels brought in from outside the frame are 0,
+    the datasets' background."""
     n = images.shape[0]
-    rand = (torch.rand(n, 4, generator=generator) * 2 - 1).to(images.device)  # drawn on the CPU: same on every device
+    # Drawn on the CPU: the same numbers on every device. A fifth column only when flipping,
+    # so that runs without flips keep their random stream.
+    rand = (torch.rand(n, 5 if flip else 4, generator=generator) * 2 - 1).to(images.device)
     angle = rand[:, 0] * math.radians(15) * strength
     scale = 1 + rand[:, 1] * 0.15 * strength
-    shift = rand[:, 2:] * (3 / 14) * strength  # affine_grid works in [-1, 1]: 14 px per unit
+    shift = rand[:, 2:4] * (3 / 14) * strength  # affine_grid works in [-1, 1]: 14 px per unit
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    mirror = torch.where(rand[:, 4] < 0, -1.0, 1.0) if flip else torch.ones_like(cos)  # x -> -x
+    theta = torch.stack([torch.stack([cos * mirror, -sin, shift[:, 0]], 1),
+                         torch.stack([sin * mirror, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
@@ -234,8 +240,8 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
                     raise Stopped(f"stopped at epoch {epoch}, step {step}")
                 idx = order[i * batch_size:(i + 1) * batch_size]
                 x = train_images[idx].unsqueeze(1).float().div_(255)
-                if config.augment > 0:
-                    x = augment_batch(x, config.augment, generator)
+                if config.augment > 0 or config.flip:
+                    x = augment_batch(x, config.augment, generator, config.flip)
                 x = norm.apply(x).contiguous(memory_format=memory_format)
                 y = train_labels[idx]
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):

@@ -5,6 +5,7 @@ No training or metric logic lives here: that is kmnist_core's."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -42,6 +43,18 @@ def load_dataset(name: str, root: str | None = None) -> data.RawDataset | None:
     except data.DatasetUnavailable as error:
         st.warning(str(error), icon="📂")
         return None
+
+
+def data_root_of(run: runs.Run) -> str | None:
+    """The data root the run was trained from when it exists here (a shipped run was
+    trained elsewhere), else None: the app's own default."""
+    root = run.config.data_root
+    return root if root and Path(root).is_dir() else None
+
+
+def load_run_dataset(run: runs.Run) -> data.RawDataset | None:
+    """The dataset a run was trained on, or None after showing why it is not available."""
+    return load_dataset(run.record["dataset"]["name"], data_root_of(run))
 
 
 def run_label(run: runs.Run) -> str:
@@ -98,7 +111,7 @@ def _cached_report(path: str, mtime: float, data_root: str | None) -> evaluation
 def test_report(run: runs.Run) -> evaluation.Report | None:
     """The run's test-set evaluation, cached per run so coming back is instant."""
     try:
-        return _cached_report(str(run.path), (run.path / runs.WEIGHTS).stat().st_mtime, run.config.data_root)
+        return _cached_report(str(run.path), (run.path / runs.WEIGHTS).stat().st_mtime, data_root_of(run))
     except data.DatasetUnavailable as error:
         st.warning(f"The test set of this run's dataset is not available: {error}", icon="📂")
     except (runs.CheckpointError, OSError) as error:
@@ -113,6 +126,24 @@ def image_strip(images: torch.Tensor, factor: int = 2, gap: int = 2) -> np.ndarr
         return np.zeros((28 * factor, 1), dtype=np.uint8)
     spacer = np.full((tiles[0].shape[0], gap), 255, dtype=np.uint8)
     return np.concatenate([part for tile in tiles for part in (tile, spacer)][:-1], axis=1)
+
+
+def class_heading(label: str) -> str:
+    """Markdown for a class name; a KMNIST class ("お o") shows its modern hiragana big
+    beside the romanisation."""
+    if label in data.KMNIST_CLASSES:
+        kana, roman = label.split()
+        return f"<span style='font-size:2.2em'>{kana}</span> {roman}"
+    return f"**{label}**"
+
+
+def class_example_rows(dataset: data.RawDataset, per_class: int, seed: int = 0) -> None:
+    """One row per class: its name, then `per_class` of its training images."""
+    picks = data.examples_per_class(dataset.train_labels, per_class, dataset.info.num_classes, seed=seed)
+    for label, indices in zip(dataset.info.class_names, picks):
+        name_col, strip_col = st.columns([1, 6], vertical_alignment="center")
+        name_col.markdown(class_heading(label), unsafe_allow_html=True)
+        strip_col.image(image_strip(dataset.train_images[indices]))
 
 
 def when(timestamp: str | float | None) -> str:

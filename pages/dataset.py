@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from kmnist_core import charts, data, dataset_stats
-from pages.common import image_strip, load_dataset, use_app_navigation
+from pages.common import class_example_rows, class_heading, load_dataset, use_app_navigation
 
 use_app_navigation()
 
@@ -17,14 +17,6 @@ def summary(name: str, root: str) -> dataset_stats.DatasetSummary:
     return dataset_stats.summarize(data.load_dataset(name, root, download=False))
 
 
-def class_heading(label: str, kana: bool) -> str:
-    """Markdown for a class name; a kana class ("お o") shows the character big beside its romanisation."""
-    if kana:
-        character, roman = label.split()
-        return f"<span style='font-size:2.2em'>{character}</span> {roman}"
-    return f"**{label}**"
-
-
 st.title("🗂️ Explore a dataset")
 name = st.selectbox("Dataset", list(data.DATASETS), key="data_dataset",
                     format_func=lambda key: data.DATASETS[key].display_name)
@@ -33,19 +25,13 @@ if dataset is None:
     st.caption("Choose another dataset above to explore it meanwhile.")
     st.stop()
 info = dataset.info
-kana = info.class_names == data.KMNIST_CLASSES
 stats = summary(name, str(data.default_data_root()))
 st.caption(info.description + (f" Licence: {info.licence}." if info.licence else ""))
 
 st.subheader("Examples of each class")
 if st.button("🔀 Other examples"):
     st.session_state["data_examples_seed"] = st.session_state.get("data_examples_seed", 0) + 1
-picks = data.examples_per_class(dataset.train_labels, EXAMPLES_PER_CLASS, info.num_classes,
-                                seed=st.session_state.get("data_examples_seed", 0))
-for label, indices in zip(info.class_names, picks):
-    name_col, strip_col = st.columns([1, 6], vertical_alignment="center")
-    name_col.markdown(class_heading(label, kana), unsafe_allow_html=True)
-    strip_col.image(image_strip(dataset.train_images[indices]))
+class_example_rows(dataset, EXAMPLES_PER_CLASS, seed=st.session_state.get("data_examples_seed", 0))
 
 st.subheader("The mean image of each class")
 st.caption("The average of all training images of a class: where its strokes usually are.")
@@ -72,4 +58,4 @@ images, labels = (dataset.train_images, dataset.train_labels) if split == "train
     (dataset.test_images, dataset.test_labels)
 index = index_col.number_input(f"Index (0-{len(labels) - 1})", 0, len(labels) - 1, 0, key=f"data_browse_{split}")
 image_col.image(charts.enlarge(images[index], 6))
-image_col.markdown(class_heading(info.class_names[int(labels[index])], kana), unsafe_allow_html=True)
+image_col.markdown(class_heading(info.class_names[int(labels[index])]), unsafe_allow_html=True)

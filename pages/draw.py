@@ -7,13 +7,12 @@ the pictures and the chart kmnist_core.charts'.
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from kmnist_core import charts, data, drawing
-from pages.common import (image_strip, load_dataset, load_model, offer_kmnist_model, pick_run, usable_runs,
+from pages.common import (image_strip, load_model, load_run_dataset, offer_kmnist_model, pick_run, usable_runs,
                           use_app_navigation)
 
 use_app_navigation()
@@ -40,12 +39,6 @@ def _big_label(name: str, is_kana: bool, confidence: float) -> str:
         headline = f"<span style='font-size:{size};line-height:1.05;font-weight:600'>{html.escape(name)}</span>"
     return (f"<div>{headline}</div>"
             f"<div style='font-size:1.1rem;opacity:0.75'>{confidence:.0%} sure</div>")
-
-
-def _data_root(run) -> str | None:
-    # The run's own data root when it exists here, else the app's default.
-    root = run.config.data_root
-    return root if root and Path(root).is_dir() else None
 
 
 st.title("✏️ Draw a character")
@@ -129,7 +122,7 @@ with answer_col:
     if confidence < 0.5:
         st.caption("Less than even odds: the model hesitates between several classes.")
 
-    dataset = load_dataset(dataset_name, _data_root(run))
+    dataset = load_run_dataset(run)
     if dataset is not None:
         picks = data.examples_per_class(dataset.train_labels, EXAMPLES_SHOWN, len(class_names), seed=0)[top]
         if picks:

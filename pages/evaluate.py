@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from kmnist_core import charts, models
-from pages.common import (duration, image_strip, load_dataset, load_model, offer_kmnist_model, pick_run,
+from pages.common import (duration, image_strip, load_model, load_run_dataset, offer_kmnist_model, pick_run,
                           test_report, usable_runs, use_app_navigation)
 
 use_app_navigation()
@@ -30,7 +30,7 @@ if report is None:  # the reason is shown above; what run.json recorded is still
     if record["history"]:
         st.plotly_chart(charts.training_curves(record["history"]), key="eval_curves")
     st.stop()
-dataset = load_dataset(record["dataset"]["name"], run.config.data_root)
+dataset = load_run_dataset(run)
 names = report.class_names
 
 if run.shipped:

@@ -6,7 +6,7 @@ from functools import partial
 import streamlit as st
 
 from kmnist_core import charts, evaluation, features, models, runs
-from pages.common import image_strip, load_dataset, load_model, pick_run, usable_runs, use_app_navigation
+from pages.common import image_strip, load_model, load_run_dataset, pick_run, usable_runs, use_app_navigation
 
 use_app_navigation()
 
@@ -39,7 +39,7 @@ if run is None:
     st.info("No trained model yet: train one on the Train page.")
     st.stop()
 model = load_model(run)
-dataset = load_dataset(run.record["dataset"]["name"], run.config.data_root)
+dataset = load_run_dataset(run)
 if model is None or dataset is None:
     st.stop()
 class_names = run.class_names

@@ -65,12 +65,12 @@ st.subheader("Results")
 saved, _ = runs.scan_runs()
 # This process's sweeps (the newest first, some not yet on disk), then those of earlier sessions.
 groups = [group for group in dict.fromkeys([job.config.group for job in manager.jobs()] + experiments.sweep_groups(saved))
-          if experiments.sweep_param(group)]
+          if sweeps.swept_param(group)]
 if not groups:
     st.info("No sweeps yet: start one above, or from a terminal with `python -m kmnist_core sweep`.")
     st.stop()
 group = st.selectbox("Sweep", groups, key="sweep_group")
-swept = experiments.sweep_param(group)
+swept = sweeps.swept_param(group)
 metric = st.selectbox("Metric", sweeps.METRICS, key="sweep_metric")
 
 

@@ -53,6 +53,8 @@ def config_form() -> TrainConfig | None:
         label_smoothing = a3.number_input("Label smoothing", 0.0, 0.99, DEFAULTS.label_smoothing)
         augment = a4.slider("Augmentation strength", 0.0, 1.0, DEFAULTS.augment,
                             help="random rotation up to 15°, shift up to 3 px and scale up to 15%, times this")
+        flip = a4.checkbox("Random horizontal flips", DEFAULTS.flip,
+                           help="for clothing; characters and digits are not symmetric")
         b1, b2, b3, b4 = st.columns(4)
         dropout = None
         if models.MODELS[arch].has_dropout and b1.checkbox("Set dropout", help="otherwise the preset's own"):
@@ -66,7 +68,7 @@ def config_form() -> TrainConfig | None:
         name = d2.text_input("Run name (optional)")
     config = TrainConfig(dataset=dataset, arch=arch, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                          optimizer=optimizer, schedule=schedule, weight_decay=float(weight_decay),
-                         label_smoothing=float(label_smoothing), augment=float(augment), dropout=dropout,
+                         label_smoothing=float(label_smoothing), augment=float(augment), flip=flip, dropout=dropout,
                          width=float(width), val_fraction=float(val_fraction), seed=int(seed), device=device,
                          name=name)
     try:
@@ -111,10 +113,15 @@ if offer:
         st.rerun()
 
 
-def show_job(job) -> None:
+CHART_SECONDS = 5.0  # the chart is the costly part to redraw: the browser shares the CPU with training
+
+
+def show_progress(job, live: bool) -> None:
+    """Status, queue place, progress bar, Stop, and the outcome once it has ended."""
     snap = job.snapshot()
     c = snap.config
-    st.markdown(f"**{STATUS_ICONS.get(snap.status, '')} {job.id}** — {c.arch} on {dataset_label(c.dataset) if c.dataset in data.DATASETS else c.dataset}, "
+    dataset = dataset_label(c.dataset) if c.dataset in data.DATASETS else c.dataset
+    st.markdown(f"**{STATUS_ICONS.get(snap.status, '')} {job.id}** — {c.arch} on {dataset}, "
                 f"{c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g} · {snap.status}"
                 + (f" · {snap.phase}" if snap.status == "running" and snap.phase != "training" else ""))
     position = manager.queue_position(job)
@@ -128,9 +135,6 @@ def show_job(job) -> None:
     if snap.status in ("queued", "running"):
         st.button("Stop", key=f"stop-{job.id}", on_click=manager.stop, args=(job.id,),
                   help="ends the run within a second and keeps its best checkpoint")
-    if snap.steps or snap.history:
-        st.plotly_chart(charts.training_curves(snap.history, snap.steps, snap.steps_total // max(snap.epochs_total, 1)),
-                        key=f"curves-{job.id}")
     if snap.status == "finished":
         m1, m2, m3 = st.columns(3)
         m1.metric("Test accuracy", f"{snap.test_accuracy:.2%}")
@@ -144,9 +148,17 @@ def show_job(job) -> None:
     if snap.run_id and snap.status in ("finished", "stopped"):
         st.session_state["selected_run"] = snap.run_id
         st.page_link("pages/evaluate.py", label="Evaluate this run →", icon="🔎")
+    if live and not snap.active:
+        st.rerun()  # a whole-page rerun ends the timed refreshes, draws the final curves and lists the run
 
 
-@st.fragment(run_every=1.0 if manager.active() else None)
+def show_curves(job) -> None:
+    snap = job.snapshot()
+    if snap.steps or snap.history:
+        st.plotly_chart(charts.training_curves(snap.history, snap.steps, snap.steps_total // max(snap.epochs_total, 1)),
+                        key=f"curves-{job.id}")
+
+
 def live_panel() -> None:
     jobs = manager.jobs()
     if not jobs:
@@ -158,11 +170,11 @@ def live_panel() -> None:
     chosen = st.selectbox("Job", ids, index=ids.index(watched) if watched in ids else 0,
                           format_func=lambda i: f"{i}: {manager.get(i).config.arch} on {manager.get(i).config.dataset}")
     st.session_state["watched_job"] = chosen
-    show_job(manager.get(chosen))
-    if st.session_state.get("refreshing") and not manager.active():
-        st.session_state["refreshing"] = False
-        st.rerun()  # a whole-page rerun turns the one-second refresh off and lists the new run
-    st.session_state["refreshing"] = bool(manager.active())
+    job = manager.get(chosen)
+    # Only these two parts refresh while the job is active, each at its own pace; nothing does afterwards.
+    live = job.active
+    st.fragment(show_progress, run_every=1.0 if live else None)(job, live)
+    st.fragment(show_curves, run_every=CHART_SECONDS if live else None)(job)
 
 
 live_panel()

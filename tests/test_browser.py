@@ -36,7 +36,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SERVER_START_TIMEOUT = 60
 VIEWPORT = {"width": 1400, "height": 1600}   # tall: Streamlit scrolls inside the page, full_page cannot
 TRAIN_IMAGES = 10_000      # synthetic MNIST: LeNet trains at 15-20k images/s on 2 idle cores
-TRAIN_EPOCHS = 4
+TRAIN_EPOCHS = 20  # about 15 s of training: long enough to see the 5-second chart refresh twice
 TRAIN_PAGE = REPO / "pages" / "train.py"
 TRAIN_PAGE_PENDING = TRAIN_PAGE.is_file() and "This page is being built" in TRAIN_PAGE.read_text(encoding="utf-8")
 

@@ -1,7 +1,11 @@
+import dataclasses
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from kmnist_core.cli import main
+from kmnist_core.config import TrainConfig
 
 
 def test_train_list_evaluate_predict(data_root, runs_dir, tmp_path, capsys):
@@ -51,3 +55,13 @@ def test_sweep_prints_the_table(data_root, runs_dir, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "[4/4] lr=0.001 seed=1" in out
     assert "0.01 |" in out and "(2)" in out
+
+
+def test_help_lists_every_training_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    for f in dataclasses.fields(TrainConfig):
+        assert f"--{f.name.replace('_', '-')}" in out
+    assert "--no-flip" in out and "scale 15%" in out

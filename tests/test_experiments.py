@@ -51,11 +51,11 @@ def fake_run(group, value, accuracy):
 
 
 def test_sweep_groups_and_the_reports_table():
-    group = "sweep-lr-20250101-120000"
+    group = "sweep-lr-20250101-120000-ab12"
     found = [fake_run(group, 0.001, 0.8279 + d) for d in (-0.0011, 0, 0.0011)]
     found += [fake_run("", 0.1, 0.5), fake_run("my-experiment", 0.1, 0.5), fake_run(group, 0.01, None)]
     assert experiments.sweep_groups(found) == [group]
-    assert experiments.sweep_param(group) == "lr" and experiments.sweep_param("sweep-seed-20250101-120000") is None
+    assert sweeps.swept_param(group) == "lr" and sweeps.swept_param("sweep-seed-20250101-120000-ab12") is None
     rows = experiments.sweep_rows(found[::-1], group, "test_accuracy")  # newest first, as runs are scanned
     assert [(row.value, row.n) for row in rows] == [(0.001, 3), (0.01, 0)]
     table = experiments.sweep_table(rows, "lr", "test_accuracy")

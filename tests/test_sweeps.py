@@ -1,4 +1,3 @@
-import dataclasses
 import types
 
 import pytest
@@ -16,7 +15,8 @@ def test_expand_values_times_seeds():
     configs = sweeps.expand(base, "weight_decay", sweeps.parse_values(base, "weight_decay", "1e-3, 1e-4"), repeats=3)
     assert [(c.weight_decay, c.seed) for c in configs] == [
         (1e-3, 7), (1e-3, 8), (1e-3, 9), (1e-4, 7), (1e-4, 8), (1e-4, 9)]
-    assert len({c.group for c in configs}) == 1 and configs[0].group.startswith("sweep-weight_decay-")
+    assert len({c.group for c in configs}) == 1 and sweeps.swept_param(configs[0].group) == "weight_decay"
+    assert sweeps.new_group("lr") != sweeps.new_group("lr")  # two sweeps started in one second stay apart
     assert configs[0].arch == "mlp_small" and configs[4].name == "weight_decay=0.0001 seed=8"
 
 

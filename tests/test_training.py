@@ -113,6 +113,15 @@ def test_augmentation_keeps_shape_range_and_background():
     assert torch.allclose(training.augment_batch(images, 0.0, torch.Generator()), images, atol=1e-5)
 
 
+def test_flips_mirror_about_half_the_images():
+    images = torch.zeros(200, 1, 28, 28)
+    images[:, :, 4:24, 2:8] = 1                                  # a bar on the left
+    out = training.augment_batch(images, 0.0, torch.Generator().manual_seed(0), flip=True)
+    mirrored = (out[:, 0, :, 20:].sum((1, 2)) > out[:, 0, :, :8].sum((1, 2))).float().mean().item()
+    assert 0.35 < mirrored < 0.65
+    assert torch.allclose(out.sum((1, 2, 3)), images.sum((1, 2, 3)), rtol=1e-3)  # nothing lost
+
+
 def test_device_choice():
     assert training.pick_device("cpu").type == "cpu"
     assert training.pick_device("auto").type in ("cpu", "cuda", "mps")

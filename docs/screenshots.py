@@ -1,0 +1,109 @@
+"""Take the README's screenshots in headless Chromium: python docs/screenshots.py
+
+Starts `streamlit run app.py` on a copy of the shipped runs (so nothing is added to
+checkpoints/), trains one quick run from the Train page to show the live view, and saves
+one small PNG per page in docs/screenshots/. Needs the test requirements and Debian's
+chromium, like the browser tests.
+"""
+
+import argparse
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+from playwright.sync_api import expect
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from kmnist_core.bench import open_app  # noqa: E402  (the same server-plus-browser set-up)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def save(page, path: Path) -> None:
+    page.wait_for_timeout(800)  # let charts finish drawing
+    page.screenshot(path=path)
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)  # about a third of the size
+    print(f"{path.relative_to(REPO)}: {path.stat().st_size // 1024} KB")
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_label(label).first.click()
+    page.get_by_role("option", name=option, exact=False).first.click()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "datasets"))
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs_dir = Path(tempfile.mkdtemp())
+    for shipped in (REPO / "checkpoints").glob("shipped-*"):
+        shutil.copytree(shipped, runs_dir / shipped.name)
+    env = {"KMNIST_DATA_ROOT": args.data_root, "KMNIST_RUNS_DIR": str(runs_dir)}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with open_app("", port, env) as (page, _):
+            expect(page.get_by_role("heading", name="KMNIST Lab")).to_be_visible(timeout=60_000)
+            save(page, args.out / "home.png")
+
+            page.goto(f"{url}/train")
+            choose(page, "Architecture", "lenet (")
+            page.get_by_label("Epochs").fill("4")
+            page.get_by_label("Epochs").press("Enter")
+            page.wait_for_timeout(1000)
+            page.get_by_role("button", name="Start training").click()
+            expect(page.get_by_text("epoch 3/").first).to_be_visible(timeout=120_000)
+            save(page, args.out / "train.png")
+            expect(page.get_by_text("Test accuracy")).to_be_visible(timeout=120_000)
+
+            page.goto(f"{url}/evaluate")
+            expect(page.get_by_text("Confusion matrix")).to_be_visible(timeout=60_000)
+            page.get_by_text("Confusion matrix").scroll_into_view_if_needed()
+            save(page, args.out / "evaluate.png")
+
+            page.goto(f"{url}/draw")
+            canvas = page.locator("canvas.upper-canvas")
+            expect(canvas).to_be_visible(timeout=60_000)
+            box = canvas.bounding_box()
+            page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.2 * box["height"])
+            page.mouse.down()
+            for x, y in [(0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)]:  # a 7
+                page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
+            page.mouse.up()
+            expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
+            save(page, args.out / "draw.png")
+
+            page.goto(f"{url}/compare")
+            expect(page.get_by_text("Compare runs")).to_be_visible(timeout=60_000)
+            save(page, args.out / "compare.png")
+
+            page.goto(f"{url}/sweep")
+            expect(page.get_by_text("New sweep")).to_be_visible(timeout=60_000)
+            save(page, args.out / "sweep.png")
+
+            page.goto(f"{url}/dataset")
+            expect(page.get_by_label("Dataset").first).to_be_visible(timeout=60_000)
+            choose(page, "Dataset", "KMNIST10K")
+            page.wait_for_timeout(3000)
+            save(page, args.out / "data.png")
+
+            page.goto(f"{url}/features")
+            expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=120_000)
+            save(page, args.out / "features.png")
+    finally:
+        shutil.rmtree(runs_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
