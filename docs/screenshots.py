@@ -35,8 +35,8 @@ def save(page, path: Path) -> None:
 
 
 def choose(page, label: str, option: str) -> None:
-    page.get_by_label(label).first.click()
-    page.get_by_role("option", name=option, exact=False).first.click()
+    page.get_by_label(label, exact=True).first.click()
+    page.get_by_role("option").filter(has_text=option).first.click()
 
 
 def main() -> int:
@@ -92,7 +92,7 @@ def main() -> int:
             save(page, args.out / "sweep.png")
 
             page.goto(f"{url}/dataset")
-            expect(page.get_by_label("Dataset").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_label("Dataset", exact=True).first).to_be_visible(timeout=60_000)
             choose(page, "Dataset", "KMNIST10K")
             page.wait_for_timeout(3000)
             save(page, args.out / "data.png")

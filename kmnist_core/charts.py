@@ -45,7 +45,7 @@ def training_curves(history: list[dict], steps: list[tuple[int, float]] | None =
             fig.add_trace(go.Scatter(x=epochs, y=[h[f"{key}_accuracy"] for h in history], name=f"{name} accuracy",
                                      mode="lines+markers", line=dict(color=color, dash=dash)), 1, 2)
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", dtick="D2", row=1, col=1)  # label 1, 2 and 5 of each decade, not every digit
     fig.update_yaxes(tickformat=".1%", row=1, col=2)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
