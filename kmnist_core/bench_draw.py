@@ -27,10 +27,6 @@ def synthetic_stroke(size: int = CANVAS_SIZE) -> np.ndarray:
     return image
 
 
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
-
-
 def measure_draw_latency(repeats: int = 50) -> list[dict]:
     """Per preset: {"arch", "median_ms", "p90_ms"} of prepare_drawing + predict_drawing on one
     fixed 280x280 drawing, after two warm-up calls."""
@@ -48,11 +44,7 @@ def measure_draw_latency(repeats: int = 50) -> list[dict]:
             start = time.perf_counter()
             drawing.predict_drawing(model, NORMALIZATION, drawing.prepare_drawing(image))
             times.append((time.perf_counter() - start) * 1000)
-        rows.append({"arch": arch, "median_ms": round(_percentile(times, 50), 3),
-                     "p90_ms": round(_percentile(times, 90), 3)})
+        rows.append({"arch": arch, "median_ms": round(float(np.percentile(times, 50)), 3),
+                     "p90_ms": round(float(np.percentile(times, 90)), 3)})
     return rows
 
-
-if __name__ == "__main__":
-    for row in measure_draw_latency():
-        print(f"{row['arch']:<12} median {row['median_ms']:7.2f} ms   p90 {row['p90_ms']:7.2f} ms")

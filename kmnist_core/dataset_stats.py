@@ -10,6 +10,7 @@ import torch
 
 from .data import Normalization, RawDataset, make_splits
 
+
 @dataclass
 class DatasetSummary:
     class_means: np.ndarray                 # (C, 28, 28) in [0, 1], over the official training set
