@@ -21,11 +21,12 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, normalization: 
     was_training = model.training
     model.eval()
     try:
+        # An empty input still runs one (empty) batch, so the output has the model's own width.
         out = [model(normalization.apply(images[i:i + batch_size].to(device))).float()
-               for i in range(0, len(images), batch_size)]
+               for i in range(0, max(len(images), 1), batch_size)]
     finally:
         model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, model.head.out_features, device=device)
+    return torch.cat(out)
 
 
 def predict_proba(model: torch.nn.Module, images: torch.Tensor, normalization: Normalization) -> torch.Tensor:

@@ -54,3 +54,13 @@ def test_evaluate_a_trained_run(trained_run, data_root):
     assert abs(report.accuracy - trained_run.record["test"]["accuracy"]) < 1e-6
     assert report.confusion.sum() == len(dataset.test_labels)
     assert isinstance(report, Report) and report.support.sum() == 300
+
+
+def test_empty_batches_keep_the_output_width():
+    from kmnist_core import models
+    from kmnist_core.evaluation import predict_logits
+    empty = torch.zeros(0, 28, 28, dtype=torch.uint8)
+    for name in models.list_models():
+        model = models.build(name, num_classes=7).eval()
+        assert predict_logits(model, empty, Normalization(0.1, 0.3)).shape == (0, 7)
+        assert predict_logits(model.features, empty, Normalization(0.1, 0.3)).shape == (0, model.head.in_features)
