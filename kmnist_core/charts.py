@@ -26,11 +26,13 @@ MAX_CURVE_POINTS = 300  # per trace: the browser redraws live charts every secon
 
 
 def training_curves(history: list[dict], steps: list[tuple[int, float]] | None = None,
-                    steps_per_epoch: int | None = None) -> go.Figure:
-    """Loss (per step, smoothed, and per epoch) beside accuracy (per epoch), train and validation."""
+                    steps_per_epoch: int | None = None, total_steps: int | None = None) -> go.Figure:
+    """Loss (per step, smoothed, and per epoch) beside accuracy (per epoch), train and validation.
+    A live run passes its planned `total_steps`, so the steps drawn stay the same from one
+    refresh to the next and the line only grows (until a job thins a very long history)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     if steps and steps_per_epoch:
-        every = -(-len(steps) // MAX_CURVE_POINTS)  # smooth over every step, draw a few hundred of them
+        every = -(-(total_steps or len(steps)) // MAX_CURVE_POINTS)  # smooth over every step, draw a few hundred
         x = [s / steps_per_epoch for s, _ in steps][::every]
         losses = [loss for _, loss in steps]
         fig.add_trace(go.Scatter(x=x, y=losses[::every], name="train loss per step", mode="lines", opacity=0.25,

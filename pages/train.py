@@ -155,8 +155,8 @@ def show_progress(job, live: bool) -> None:
 def show_curves(job) -> None:
     snap = job.snapshot()
     if snap.steps or snap.history:
-        st.plotly_chart(charts.training_curves(snap.history, snap.steps, snap.steps_total // max(snap.epochs_total, 1)),
-                        key=f"curves-{job.id}")
+        st.plotly_chart(charts.training_curves(snap.history, snap.steps, snap.steps_total // max(snap.epochs_total, 1),
+                                               snap.steps_total), key=f"curves-{job.id}")
 
 
 def live_panel() -> None:
