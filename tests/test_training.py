@@ -113,6 +113,12 @@ def test_augmentation_keeps_shape_range_and_background():
     assert torch.allclose(training.augment_batch(images, 0.0, torch.Generator()), images, atol=1e-5)
 
 
+def test_augmentation_grid_is_affine_grids():
+    theta = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.affine_grid(theta, [5, 1, 28, 20], align_corners=False)
+    assert torch.allclose(training.affine_grid(theta, 28, 20), expected, atol=1e-5)
+
+
 def test_flips_mirror_about_half_the_images():
     images = torch.zeros(200, 1, 28, 28)
     images[:, :, 4:24, 2:8] = 1                                  # a bar on the left
