@@ -19,7 +19,7 @@ def _option(default, help: str, choices=None):
 @dataclass
 class TrainConfig:
     # The defaults are the "quick demo": the residual CNN reaches 99% on MNIST in
-    # two epochs (about 50 s on a 2-core CPU; see bench.py).
+    # two epochs (37 s on the 2-core reference CPU; see bench.py).
     dataset: str = _option("mnist", "dataset name (kmnist, mnist, fashion, kmnist10k) or a folder of idx files")
     arch: str = _option("resnet", "architecture preset (see `list`)")
     epochs: int = _option(2, "passes over the training split")
