@@ -37,8 +37,6 @@ SERVER_START_TIMEOUT = 60
 VIEWPORT = {"width": 1400, "height": 1600}   # tall: Streamlit scrolls inside the page, full_page cannot
 TRAIN_IMAGES = 10_000      # synthetic MNIST: LeNet trains at 15-20k images/s on 2 idle cores
 TRAIN_EPOCHS = 20  # about 15 s of training: long enough to see the 5-second chart refresh twice
-TRAIN_PAGE = REPO / "pages" / "train.py"
-TRAIN_PAGE_PENDING = TRAIN_PAGE.is_file() and "This page is being built" in TRAIN_PAGE.read_text(encoding="utf-8")
 
 
 def free_port() -> int:
@@ -241,7 +239,6 @@ def test_upload_a_photo_or_a_broken_file(app_url, page):
     assert not page.js_errors, page.js_errors
 
 
-@pytest.mark.skipif(TRAIN_PAGE_PENDING, reason="pages/train.py is still a placeholder")
 def test_train_a_tiny_model_and_watch_it_live(app_url, page):
     open_app(page, app_url)
     page.goto(app_url + "/train")
