@@ -60,7 +60,7 @@ PAGES = [
 ]
 PAGE_BLURBS = [
     (PAGES[1], "Train a model, watch it learn"),
-    (PAGES[2], "Evaluate: confusions and mistakes"),
+    (PAGES[2], "Evaluate: what it gets wrong"),
     (PAGES[3], "Draw a character to classify"),
     (PAGES[4], "Compare runs side by side"),
     (PAGES[5], "Sweep a hyperparameter"),

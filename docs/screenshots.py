@@ -3,7 +3,8 @@
 Starts `streamlit run app.py` on a copy of the shipped runs (so nothing is added to
 checkpoints/), trains one quick run from the Train page to show the live view, and saves
 one small PNG per page in docs/screenshots/. Needs the test requirements and Debian's
-chromium, like the browser tests.
+chromium, like the browser tests, and fonts for the icons and the kana
+(apt-get install fonts-noto-color-emoji fonts-noto-cjk).
 """
 
 import argparse
