@@ -182,6 +182,8 @@ def live_page_throughput(data_root: str | None) -> tuple[float, float, float]:
 
 
 def projection_seconds(data_root: str | None, size: int = 2000) -> dict[str, float]:
+    """Seconds the Features page spends on `size` MNIST test images with the shipped resnet:
+    their penultimate features, then each projection."""
     from . import data, features
     run = runs.load_run(Path(__file__).resolve().parents[1] / "checkpoints" / "shipped-mnist-resnet")
     dataset = data.load_dataset("mnist", data_root, download=False)

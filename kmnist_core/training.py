@@ -137,7 +137,8 @@ class Diverged(Exception):
 
 
 def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    # fused: one kernel updates every parameter; measured 5-10% faster LeNet steps on the CPU.
+    # fused: one kernel updates every parameter. Measured on the CPU, AdamW's update takes 0.13 ms a
+    # step instead of 0.4 for lenet, 0.6 ms instead of 2-3.5 for resnet: 3-7% of a training step.
     params = model.parameters()
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay,
