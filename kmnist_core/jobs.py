@@ -21,7 +21,7 @@ from typing import Callable
 
 from . import training
 from .config import TrainConfig
-from .data import DatasetUnavailable
+from .data import DatasetUnavailable, DownloadStopped
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,8 @@ class JobManager:
             status, message = run.status, run.record.get("reason", "")
             test = run.record.get("test") or {}
             job.test_accuracy, job.test_loss = test.get("accuracy"), test.get("loss")
+        except DownloadStopped as error:  # Stop pressed while the dataset was downloading
+            status, message = "stopped", str(error)
         except (DatasetUnavailable, ValueError) as error:
             status, message = "failed", str(error)
         except Exception as error:  # the UI shows the message; the traceback goes to the log

@@ -197,7 +197,7 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
 
     downloading = needs_download(config.dataset, config.data_root)
     emit(Phase(f"downloading {dataset_info(config.dataset).display_name}" if downloading else "loading data"))
-    splits = make_splits(load_dataset(config.dataset, config.data_root), config.val_fraction, config.seed)
+    splits = make_splits(load_dataset(config.dataset, config.data_root, stop=stop), config.val_fraction, config.seed)
     info = splits.info
     torch.manual_seed(config.seed)
     model = models.build(config.arch, num_classes=info.num_classes, dropout=config.dropout, width=config.width)

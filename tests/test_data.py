@@ -301,3 +301,18 @@ def test_shared_datasets_load():
     kmnist = data.load_dataset("kmnist", SHARED_DATASETS)
     assert len(kmnist.train_labels) == 60000 and len(kmnist.test_labels) == 10000
     assert kmnist.info.class_names == data.KMNIST_CLASSES
+
+
+def test_stop_ends_a_job_that_is_downloading(tmp_path, runs_dir, trickling_mirror):
+    """The Train page's Stop (and the sweep's) during the download: the job ends as stopped at once."""
+    from kmnist_core.config import TrainConfig
+    from kmnist_core.jobs import JobManager
+    manager = JobManager(runs_dir)
+    job = manager.submit(TrainConfig(dataset="kmnist", arch="mlp_small", data_root=str(tmp_path), device="cpu"))
+    while not job.snapshot().phase.startswith("downloading"):
+        time.sleep(0.02)
+    time.sleep(0.2)
+    manager.stop(job.id)
+    assert manager.wait(job, timeout=2)
+    assert job.status == "stopped" and "download of Kuzushiji-MNIST was stopped" in job.message
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())  # nothing trained, no run folder
