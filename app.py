@@ -38,15 +38,11 @@ def home() -> None:
             info = data.DATASETS[name]
             st.caption(info.description + (f" Licence: {info.licence}." if info.licence else ""))
             dataset = load_dataset(name)
-            if dataset is None and name == "kmnist":
-                dataset = load_dataset("kmnist10k")
-                if dataset is not None:
-                    st.caption("Meanwhile, the examples below are KMNIST images from the local KMNIST10K folder.")
             if dataset is not None:
                 class_example_rows(dataset, per_class=10, seed=1)
 
 
-SHOWN_DATASETS = ("kmnist", "kmnist10k", "mnist", "fashion")
+SHOWN_DATASETS = ("kmnist", "mnist", "fashion")
 
 PAGES = [
     st.Page(home, title="Home", icon="🏠", default=True),

@@ -94,7 +94,7 @@ def main() -> int:
 
             page.goto(f"{url}/dataset")
             expect(page.get_by_label("Dataset", exact=True).first).to_be_visible(timeout=60_000)
-            choose(page, "Dataset", "KMNIST10K")
+            choose(page, "Dataset", "Kuzushiji-MNIST")
             page.wait_for_timeout(3000)
             save(page, args.out / "data.png")
 

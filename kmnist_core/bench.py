@@ -4,8 +4,7 @@
   (DataLoader over torchvision's MNIST, per-sample PIL transforms, batch 64, Adam), same process;
 - time:       wall seconds of the default recipe on MNIST, from call to tested model, and its accuracy;
 - best:       the best recipes within 10 minutes each, trained through the CLI (so the runs are
-              exactly what `python -m kmnist_core train ...` produces): MNIST, Fashion-MNIST,
-              and every preset on KMNIST10K;
+              exactly what `python -m kmnist_core train ...` produces): MNIST and Fashion-MNIST;
 - draw:       preprocessing plus inference latency of the Draw page, for every preset;
 - features:   the Features page's work for 2,000 MNIST test images with the shipped resnet: the
               penultimate features, then their PCA and t-SNE projections;
@@ -30,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import models, runs, sweeps, training
+from . import models, runs, training
 from .config import TrainConfig
 
 THROUGHPUT_CONFIG = dict(dataset="mnist", arch="lenet", epochs=2, batch_size=256, lr=3e-3, augment=0.5, device="cpu")
@@ -43,7 +42,6 @@ BEST_RECIPES = {
     "fashion": ["--dataset", "fashion", "--arch", "resnet", "--epochs", "26", "--augment", "0.3", "--flip",
                 "--label-smoothing", "0.1", "--lr", "3e-3", "--batch-size", "128"],
 }
-KMNIST10K_FLAGS = ["--dataset", "kmnist10k", "--epochs", "30", "--augment", "0.5", "--lr", "3e-3", "--batch-size", "128"]
 
 
 def machine() -> str:
@@ -221,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default="startup,throughput,time,live,draw,features,best",
                         help="comma-separated: startup, throughput, time, live, draw, features, best")
     parser.add_argument("--data-root", default=None, help="default: $KMNIST_DATA_ROOT, else ./data")
-    parser.add_argument("--best", default="mnist,fashion,kmnist10k",
-                        help="which 'best' runs: comma-separated mnist, fashion, kmnist10k")
+    parser.add_argument("--best", default=",".join(BEST_RECIPES),
+                        help=f"which 'best' runs: comma-separated {', '.join(BEST_RECIPES)}")
     parser.add_argument("--runs-dir", type=Path, default=None, help="keep the 'best' runs here (default: a temp folder)")
     parser.add_argument("--live-pairs", type=int, default=3, help="CLI/page run pairs for the live section")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
@@ -282,21 +280,6 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 report(f"best in 10 min, {dataset} ({flags[3]})", describe(cli_run(flags, runs_dir, args.data_root)),
                        targets[dataset])
-            kmnist10k = {}
-            for arch in models.list_models() if "kmnist10k" in args.best.split(",") else []:
-                kmnist10k[arch] = [cli_run([*KMNIST10K_FLAGS, "--arch", arch], runs_dir, args.data_root)]
-                report(f"KMNIST10K (not KMNIST), {arch}", describe(kmnist10k[arch][0]))
-            if kmnist10k:
-                # 2,000 test images: one seed cannot rank close models, so the leaders get two more.
-                best_report = max((a for a in kmnist10k if models.MODELS[a].source == "report"),
-                                  key=lambda a: kmnist10k[a][0].test_accuracy)
-                for arch in ("resnet", best_report):
-                    for seed in ("1", "2"):
-                        kmnist10k[arch].append(cli_run([*KMNIST10K_FLAGS, "--arch", arch, "--seed", seed],
-                                                       runs_dir, args.data_root))
-                    (row,) = sweeps.aggregate(kmnist10k[arch], "arch")
-                    report(f"KMNIST10K (not KMNIST), {arch}, seeds 0-2",
-                           f"test {row.mean:.2%} ± {row.std:.2%} (mean ± std)", "resnet ahead" if arch == "resnet" else "")
     width = max(len(f) for f, _, _ in table)
     print(f"\n{'figure':<{width}} | measured | target\n" + "\n".join(
         f"{f:<{width}} | {m} | {t}" for f, m, t in table))

@@ -65,7 +65,9 @@ class ProgressBar:
 def summary_line(run: runs.Run) -> str:
     r = run.record
     test = r.get("test") or {}
-    parts = [f"{run.id}: {run.status}", f"{r['dataset']['display_name']} / {r['config']['arch']}",
+    dataset = r["dataset"]["display_name"] + ("" if data.is_available(r["dataset"]["name"]) else
+                                              " (dataset no longer available)")
+    parts = [f"{run.id}: {run.status}", f"{dataset} / {r['config']['arch']}",
              f"{len(r['history'])} epochs"]
     if r.get("best_val_accuracy") is not None:
         parts.append(f"best val {r['best_val_accuracy']:.2%} (epoch {r['best_epoch']})")
@@ -94,7 +96,13 @@ def cmd_evaluate(args) -> int:
     from .evaluation import evaluate
     run = runs.load_run(args.run, args.runs_dir)
     model = runs.load_model(run)
-    dataset = data.load_dataset(run.record["dataset"]["name"], args.data_root or run.config.data_root)
+    name = run.record["dataset"]["name"]
+    if not data.is_available(name):
+        recorded = run.test_accuracy
+        raise data.DatasetUnavailable(
+            f"Run '{run.id}' was trained on '{name}', a dataset no longer available here, so it cannot be "
+            f"evaluated again" + (f" (its recorded test accuracy: {recorded:.2%})." if recorded is not None else "."))
+    dataset = data.load_dataset(name, args.data_root or run.config.data_root)
     report = evaluate(model, dataset.test_images, dataset.test_labels, run.normalization, run.class_names)
     print(f"{run.id}: test accuracy {report.accuracy:.2%}, loss {report.loss:.4f} on {len(report.labels)} images")
     print(f"{'class':>14} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>6}")

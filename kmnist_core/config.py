@@ -20,7 +20,7 @@ def _option(default, help: str, choices=None):
 class TrainConfig:
     # The defaults are the "quick demo": the residual CNN reaches 99% on MNIST in
     # two epochs (37 s on the 2-core reference CPU; see bench.py).
-    dataset: str = _option("mnist", "dataset name (kmnist, mnist, fashion, kmnist10k) or a folder of idx files")
+    dataset: str = _option("mnist", "dataset name (kmnist, mnist, fashion) or a folder of idx files")
     arch: str = _option("resnet", "architecture preset (see `list`)")
     epochs: int = _option(2, "passes over the training split")
     batch_size: int = _option(128, "images per step")

@@ -52,15 +52,29 @@ def data_root_of(run: runs.Run) -> str | None:
     return root if root and Path(root).is_dir() else None
 
 
+def dataset_gone(run: runs.Run) -> str | None:
+    """Why the run's images cannot be had when its dataset is not in this install (retired, or a
+    folder since moved), else None. The run itself still loads and predicts with its class names."""
+    dataset = run.record["dataset"]
+    if data.is_available(dataset["name"]):
+        return None
+    return (f"This run's dataset, {dataset['display_name']} ('{dataset['name']}'), is no longer available here: "
+            f"what needs its images cannot be shown, but the model still predicts its own classes.")
+
+
 def load_run_dataset(run: runs.Run) -> data.RawDataset | None:
     """The dataset a run was trained on, or None after showing why it is not available."""
+    if gone := dataset_gone(run):
+        st.info(gone, icon="🗄️")
+        return None
     return load_dataset(run.record["dataset"]["name"], data_root_of(run))
 
 
 def run_label(run: runs.Run) -> str:
     r = run.record
     accuracy = run.test_accuracy
-    parts = [("📦 " if run.shipped else "") + run.name, r["dataset"]["display_name"], r["config"]["arch"],
+    dataset = r["dataset"]["display_name"] + (" (dataset no longer available)" if dataset_gone(run) else "")
+    parts = [("📦 " if run.shipped else "") + run.name, dataset, r["config"]["arch"],
              f"test {accuracy:.2%}" if accuracy is not None else run.status]
     return " · ".join(parts)
 
@@ -110,6 +124,9 @@ def _cached_report(path: str, mtime: float, data_root: str | None) -> evaluation
 
 def test_report(run: runs.Run) -> evaluation.Report | None:
     """The run's test-set evaluation, cached per run so coming back is instant."""
+    if gone := dataset_gone(run):
+        st.info(gone, icon="🗄️")
+        return None
     try:
         return _cached_report(str(run.path), (run.path / runs.WEIGHTS).stat().st_mtime, data_root_of(run))
     except data.DatasetUnavailable as error:

@@ -17,7 +17,6 @@ from pages.common import (image_strip, load_model, load_run_dataset, offer_kmnis
 
 use_app_navigation()
 
-KANA_DATASETS = ("kmnist", "kmnist10k")
 CANVAS_SIZE = 280
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 SOURCES = ("✏️ Draw", "📷 Upload a photo or scan")
@@ -58,9 +57,8 @@ run = pick_run("Model", choices, key="draw_run")
 model = load_model(run)
 if model is None:
     st.stop()
-dataset_name = run.record["dataset"]["name"]
 class_names = run.class_names
-is_kana = dataset_name in KANA_DATASETS
+is_kana = set(class_names) <= set(data.KMNIST_CLASSES)  # also an old run's, whatever its dataset is now
 st.caption(f"This model knows {len(class_names)} classes of {run.record['dataset']['display_name']}: "
            + ", ".join(class_names) + ". Whatever you draw, it answers with one of them.")
 

@@ -35,9 +35,6 @@ names = report.class_names
 
 if run.shipped:
     st.caption("📦 A model shipped with KMNIST Lab.")
-if record["dataset"]["name"] == "kmnist10k":
-    st.caption("⚠️ Trained and tested on KMNIST10K (a split of the official KMNIST *test* set): "
-               "not comparable with KMNIST accuracies.")
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Test accuracy", f"{report.accuracy:.2%}")
 m2.metric("Test loss", f"{report.loss:.4f}")

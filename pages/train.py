@@ -35,9 +35,6 @@ def config_form() -> TrainConfig | None:
         dataset = left.text_input("Folder of MNIST-format idx files",
                                   help="train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
                                        "t10k-labels-idx1-ubyte (optionally in raw/), and an optional classes.txt")
-    elif dataset == "kmnist10k":
-        left.caption("⚠️ KMNIST10K is the official KMNIST *test* set split 8,000/2,000 for offline machines: "
-                     "its accuracies are not KMNIST accuracies.")
     counts = parameter_counts()
     arch = right.selectbox("Architecture", models.list_models(), index=models.list_models().index(DEFAULTS.arch),
                            format_func=lambda n: f"{n} ({counts[n]:,} parameters) — {models.MODELS[n].description}")
