@@ -1,7 +1,8 @@
 """Command line: python -m kmnist_core {train,evaluate,predict,list,sweep} ...
 
 Every failure the user can cause (a bad argument, missing data, a broken run)
-ends in one line on stderr and exit status 2, never a traceback.
+ends in one line on stderr and exit status 2, never a traceback; Ctrl+C ends in
+"interrupted" and status 130 (a run it stops keeps its best checkpoint).
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ def summary_line(run: runs.Run) -> str:
     return " | ".join(parts)
 
 
+INTERRUPTED = 130  # the shell's status for a process ended by Ctrl+C (128 + SIGINT)
+
+
+def interrupted() -> int:
+    print("interrupted", file=sys.stderr)
+    return INTERRUPTED
+
+
 def cmd_train(args) -> int:
     config = _config(args)
     bar = ProgressBar()
@@ -89,6 +98,8 @@ def cmd_train(args) -> int:
     finally:
         bar.close()
     print(summary_line(run))
+    if run.status == "stopped":  # on the command line only Ctrl+C stops a run
+        return interrupted()
     return 0 if run.status == "finished" else 1
 
 
@@ -154,9 +165,11 @@ def cmd_sweep(args) -> int:
         finally:
             bar.close()
         print("  " + summary_line(finished[-1]))
+        if finished[-1].status == "stopped":  # Ctrl+C stops the sweep, not only this run
+            break
     print()
     print(sweeps.format_table(sweeps.aggregate(finished, args.param, args.metric), args.param, args.metric))
-    return 0
+    return interrupted() if finished[-1].status == "stopped" else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -195,12 +208,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
         return args.handler(args)
     except (ValueError, data.DatasetUnavailable, runs.CheckpointError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return interrupted()
