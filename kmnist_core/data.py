@@ -109,6 +109,9 @@ def dataset_info(name: str) -> DatasetInfo:
     """
     if name in DATASETS:
         return DATASETS[name]
+    if not name.strip():  # Path("") would be the working directory
+        raise DatasetUnavailable(f"No dataset given: use one of {', '.join(DATASETS)} or the path of a folder "
+                                 f"of idx files.")
     folder = Path(name).expanduser()
     if not folder.is_dir():
         raise DatasetUnavailable(
@@ -138,7 +141,7 @@ def is_available(name: str) -> bool:
     """Whether this install knows the dataset `name`: a registered one, or a folder that exists.
     A run made on a dataset since retired (or on a folder since moved) still lists, loads and
     predicts with the class names its run.json stores; only what needs the images cannot be done."""
-    return name in DATASETS or Path(name).expanduser().is_dir()
+    return name in DATASETS or (bool(name.strip()) and Path(name).expanduser().is_dir())
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,26 @@ def format_table(rows: list[Row], param: str, metric_name: str) -> str:
         lines.append(f"{row.value!s:>14} | {format_value(metric_name, row.mean)} ± "
                      f"{format_value(metric_name, row.std)} ({row.n})")
     return "\n".join(lines)
+
+
+OUTCOMES = ("queued", "running", "finished", "failed", "stopped")
+
+
+@dataclass
+class Progress:
+    """Where a sweep's jobs stand: how many are in each state, and each distinct failure reason
+    once with the runs that failed with it (offline, every run fails for the same reason)."""
+    counts: dict[str, int]                # OUTCOMES in order (cancelled counts as stopped), then any other
+    failures: list[tuple[str, list[str]]]  # (reason, names of the runs that failed with it)
+
+
+def progress(jobs: list) -> Progress:
+    """jobs: the sweep's jobs (or their snapshots), each with status, message and config.name."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    reasons: dict[str, list[str]] = {}
+    for job in jobs:
+        status = "stopped" if job.status == "cancelled" else job.status
+        counts[status] = counts.get(status, 0) + 1
+        if job.status == "failed":
+            reasons.setdefault(job.message, []).append(job.config.name)
+    return Progress(counts, list(reasons.items()))

@@ -2,7 +2,6 @@
 then read the metric against the value as mean ± std over the repeats, as the reports did."""
 
 import dataclasses
-from collections import Counter
 
 import streamlit as st
 
@@ -51,7 +50,9 @@ base = dataclasses.replace(defaults, dataset=folder.strip() or dataset, arch=arc
                            schedule=schedule)
 try:
     configs = sweeps.expand(base, param, sweeps.parse_values(base, param, text), int(repeats))
-except ValueError as error:
+    if folder.strip():
+        data.dataset_info(folder.strip())  # a wrong folder is said once here, not as a failure of every run
+except (ValueError, data.DatasetUnavailable) as error:
     st.error(str(error))
 else:
     if st.button(f"Start sweep: {len(configs)} runs", type="primary", key="start_sweep"):
@@ -79,16 +80,15 @@ def group_jobs() -> list:
 
 
 def show_progress(jobs: list) -> None:
-    counts = Counter(job.status for job in jobs)
-    columns = st.columns(4)
-    for column, status in zip(columns, ("queued", "running", "finished")):
-        column.metric(f"{STATUS_ICONS[status]} {status}", counts[status])
-    columns[3].metric("⏹️ ended early", len(jobs) - sum(counts[s] for s in ("queued", "running", "finished")))
+    state = sweeps.progress(jobs)
+    for column, (status, count) in zip(st.columns(len(state.counts)), state.counts.items()):
+        column.metric(f"{STATUS_ICONS.get(status, '')} {status}", count)
     for job in jobs:
         if job.status == "running":
             st.progress(job.progress, text=f"{job.config.name}: epoch {job.epoch}/{job.epochs_total}")
-        elif job.status == "failed":
-            st.error(f"{job.config.name}: {job.message}")
+    for reason, names in state.failures:  # one box per reason, however many runs it stopped
+        who = f"All {len(names)} runs" if len(names) == len(jobs) > 1 else ", ".join(names)
+        st.error(f"{who} failed: {reason}")
 
 
 timer_on = any(job.active for job in group_jobs())

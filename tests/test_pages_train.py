@@ -1,6 +1,9 @@
 """AppTest coverage of the Home and Train pages on synthetic data."""
 
+import pytest
+
 from conftest import open_page
+from pages.common import job_manager
 
 
 def wait_for_jobs():
@@ -66,3 +69,20 @@ def test_broken_and_vanished_runs_do_not_break_the_page(app_env, trained_run, ru
     shutil.rmtree(trained_run.path)   # deleted from disk while listed
     at.run()
     assert not at.exception
+
+
+@pytest.mark.parametrize("contents", ["nothing", "other files"])
+def test_a_wrong_idx_folder_is_one_message_and_the_page_stays(app_env, tmp_path, contents):
+    folder = tmp_path / "not-a-dataset"
+    folder.mkdir()
+    if contents == "other files":  # like a system folder
+        (folder / "passwd").write_text("root:x:0:0\n")
+        (folder / "ssl").mkdir()
+    at = open_page("pages/train.py")
+    at.selectbox[0].set_value("own").run()
+    at.text_input[0].set_value(str(folder)).run()
+    at.button[0].click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert "holds none of the idx files" in error.value and "train-images-idx3-ubyte" in error.value
+    assert at.button[0].label == "Start training" and not job_manager().jobs()

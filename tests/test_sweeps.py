@@ -42,3 +42,14 @@ def test_aggregate_mean_std_and_table():
     assert rows[1].std == 0.0
     table = sweeps.format_table(rows, "lr", "test_accuracy")
     assert "0.1 | 82.00 ± 2.00 (3)" in table and "0.01 | 90.00 ± 0.00 (1)" in table
+
+
+def test_progress_counts_failures_as_failures_and_says_each_reason_once():
+    def job(status, message="", name="run"):
+        return types.SimpleNamespace(status=status, message=message, config=types.SimpleNamespace(name=name))
+    offline = "Kuzushiji-MNIST is not in data/KMNIST/raw and could not be downloaded."
+    state = sweeps.progress([job("failed", offline, "lr=0.1 seed=0"), job("failed", offline, "lr=0.01 seed=0"),
+                             job("failed", "diverged at step 3", "lr=10 seed=0"), job("finished"),
+                             job("cancelled"), job("stopped"), job("queued")])
+    assert state.counts == {"queued": 1, "running": 0, "finished": 1, "failed": 3, "stopped": 2}
+    assert state.failures == [(offline, ["lr=0.1 seed=0", "lr=0.01 seed=0"]), ("diverged at step 3", ["lr=10 seed=0"])]
