@@ -185,6 +185,10 @@ def _estimated_minutes(config_dict: dict, train_size: int) -> float:
     return training.estimate_seconds(TrainConfig.from_dict(config_dict), train_size) / 60
 
 
+def _submit_first_model(config, asked: str) -> None:
+    st.session_state[asked] = job_manager().submit(config).id
+
+
 def offer_download_and_train(dataset_name: str) -> None:
     """For a downloadable dataset with no model yet: one button that downloads it through
     torchvision and trains the quick default recipe as a background job, then the
@@ -193,17 +197,21 @@ def offer_download_and_train(dataset_name: str) -> None:
     info = data.DATASETS[dataset_name]
     manager = job_manager()
     job = next((j for j in manager.jobs() if j.config.dataset == dataset_name and j.config.group == "first-model"), None)
+    asked = f"offer-asked-{dataset_name}"  # the job this session started, until its failure has been shown
     if job is None or job.status in ("failed", "cancelled", "stopped"):
-        if job is not None and job.status == "failed":
+        retry = job is not None and job.status == "failed" and st.session_state.get(asked) == job.id
+        if retry:  # to the session that asked, once; other visitors just see the offer
+            del st.session_state[asked]
             st.error(f"The last attempt failed: {job.message}")
         config = TrainConfig(dataset=dataset_name, group="first-model", name=f"first {info.display_name} model")
         minutes = _estimated_minutes(config.to_dict(), info.train_size)
         downloading = data.needs_download(dataset_name)
-        label = (f"Download {info.display_name} and train a model" if downloading else
-                 f"Train a {info.display_name} model") + f" (about {max(1, round(minutes))} min of training on this machine)"
-        if st.button(label, type="primary", key=f"offer-{dataset_name}"):
-            manager.submit(config)
-            st.rerun()
+        label = (("Try again: download" if retry else "Download") + f" {info.display_name} and train a model"
+                 if downloading else f"Train a {info.display_name} model") + \
+            f" (about {max(1, round(minutes))} min of training on this machine)"
+        # on_click: the click counts even though the next run draws the button with another label
+        st.button(label, type="primary", key=f"offer-{dataset_name}", on_click=_submit_first_model,
+                  args=(config, asked))
         return
 
     @st.fragment(run_every=1.0 if job.active else None)
