@@ -196,6 +196,8 @@ class JobManager:
             status, message = run.status, run.record.get("reason", "")
             test = run.record.get("test") or {}
             job.test_accuracy, job.test_loss = test.get("accuracy"), test.get("loss")
+        except training.Stopped as reason:  # before training began: there is no run
+            status, message = "stopped", str(reason)
         except (DatasetUnavailable, ValueError) as error:
             status, message = "failed", str(error)
         except Exception as error:  # the UI shows the message; the traceback goes to the log
