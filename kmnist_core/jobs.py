@@ -198,6 +198,8 @@ class JobManager:
             job.test_accuracy, job.test_loss = test.get("accuracy"), test.get("loss")
         except DownloadStopped as error:  # Stop pressed while the dataset was downloading
             status, message = "stopped", str(error)
+        except training.Stopped as reason:  # before training began: there is no run
+            status, message = "stopped", str(reason)
         except (DatasetUnavailable, ValueError) as error:
             status, message = "failed", str(error)
         except Exception as error:  # the UI shows the message; the traceback goes to the log
