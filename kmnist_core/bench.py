@@ -104,7 +104,7 @@ def time_to_accuracy(data_root: str | None) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as runs_dir:
         start = time.perf_counter()
         run = training.train(TrainConfig(data_root=data_root, device="cpu"), runs_dir=runs_dir)
-        return time.perf_counter() - start, run.record["test"]["accuracy"]
+        return time.perf_counter() - start, run.test_accuracy
 
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -166,17 +166,17 @@ def live_page_throughput(data_root: str | None) -> tuple[float, float, float]:
     """(images/s from the Train page, images/s from the CLI, mean seconds between page refreshes)
     for the default recipe, the page open in a browser the whole time, as a watching user has it."""
     with tempfile.TemporaryDirectory() as runs_dir:
-        cli = cli_run([], Path(runs_dir), data_root).record["timings"]["images_per_second"]
+        cli = cli_run([], Path(runs_dir), data_root).record.timings.images_per_second
     with tempfile.TemporaryDirectory() as runs_dir:
         env = {"KMNIST_RUNS_DIR": runs_dir, **({"KMNIST_DATA_ROOT": data_root} if data_root else {})}
         with open_app("train", 8532, env) as (page, _):
             page.get_by_role("button", name="Start training").click()
             page.get_by_text("images/s ·").wait_for(timeout=120_000)
             page.evaluate(RECORD_REFRESHES)
-            while not (done := runs.list_runs(Path(runs_dir))) or done[0].record.get("timings") is None:
+            while not (done := runs.list_runs(Path(runs_dir))) or done[0].record.timings is None:
                 time.sleep(1)
             refreshes = page.evaluate("window.refreshes")
-        live = done[0].record["timings"]["images_per_second"]
+        live = done[0].record.timings.images_per_second
     gaps = [b - a for a, b in zip(refreshes, refreshes[1:])]
     return live, cli, sum(gaps) / len(gaps)
 
@@ -212,8 +212,8 @@ def cli_run(flags: list[str], runs_dir: Path, data_root: str | None) -> runs.Run
 
 def describe(run: runs.Run) -> str:
     r = run.record
-    return (f"test {r['test']['accuracy']:.2%} in {r['timings']['train_seconds']:.0f} s "
-            f"({len(r['history'])} epochs, {r['model']['parameters']:,} parameters)")
+    return (f"test {r.test.accuracy:.2%} in {r.timings.train_seconds:.0f} s "
+            f"({len(r.history)} epochs, {r.model.parameters:,} parameters)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,28 +9,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import typing
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import data, models, runs, sweeps, training
-from .config import TrainConfig
+from .config import TrainConfig, field_types
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One --option per TrainConfig field, with its default, type and help."""
-    hints = typing.get_type_hints(TrainConfig)
+    """One --option per TrainConfig field, with its default, type, bounds and help."""
+    kinds = field_types()
     for f in dataclasses.fields(TrainConfig):
-        kind = hints[f.name]
-        kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # X | None -> X
-        option, text = f"--{f.name.replace('_', '-')}", f.metadata["help"].replace("%", "%%")  # argparse %-formats help
+        kind, meta = kinds[f.name], f.metadata
+        option, text = f"--{f.name.replace('_', '-')}", meta["help"].replace("%", "%%")  # argparse %-formats help
         if kind is bool:  # --flip / --no-flip
             parser.add_argument(option, dest=f.name, default=f.default, action=argparse.BooleanOptionalAction,
                                 help=text)
             continue
-        parser.add_argument(option, dest=f.name, type=kind, default=f.default, choices=f.metadata.get("choices"),
-                            help=f"{text} (default: {f.default})")
+        bounds = f", {meta['min']:g} to {meta['max']:g}" if meta["min"] is not None else ""
+        parser.add_argument(option, dest=f.name, type=kind, default=f.default, choices=meta["choices"],
+                            help=f"{text} (default: {f.default}{bounds})")
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -54,8 +53,8 @@ class ProgressBar:
             if event.step % 20 == 0:
                 self.postfix.update(epoch=str(event.epoch), loss=f"{event.loss:.3f}", img_s=f"{event.images_per_second:.0f}")
                 self.bar.set_postfix(self.postfix, refresh=False)
-        elif isinstance(event, training.Epoch) and event.val_accuracy is not None:
-            self.postfix["val_acc"] = f"{event.val_accuracy:.2%}"
+        elif isinstance(event, training.Epoch) and event.record.val_accuracy is not None:
+            self.postfix["val_acc"] = f"{event.record.val_accuracy:.2%}"
 
     def close(self) -> None:
         if self.bar is not None:
@@ -64,18 +63,16 @@ class ProgressBar:
 
 def summary_line(run: runs.Run) -> str:
     r = run.record
-    test = r.get("test") or {}
-    parts = [f"{run.id}: {run.status}", f"{r['dataset']['display_name']} / {r['config']['arch']}",
-             f"{len(r['history'])} epochs"]
-    if r.get("best_val_accuracy") is not None:
-        parts.append(f"best val {r['best_val_accuracy']:.2%} (epoch {r['best_epoch']})")
-    if test:
-        parts.append(f"test {test['accuracy']:.2%} (loss {test['loss']:.4f})")
-    timings = r.get("timings") or {}
-    if timings.get("train_seconds") is not None:
-        parts.append(f"{timings['train_seconds']:.1f} s, {timings['images_per_second']:.0f} img/s")
-    if r.get("reason"):
-        parts.append(r["reason"])
+    parts = [f"{run.id}: {run.status}", f"{r.dataset.display_name} / {r.config.arch}", f"{len(r.history)} epochs"]
+    if r.best_val_accuracy is not None:
+        parts.append(f"best val {r.best_val_accuracy:.2%} (epoch {r.best_epoch})")
+    if r.test is not None:
+        parts.append(f"test {r.test.accuracy:.2%} (loss {r.test.loss:.4f})")
+    if r.timings is not None and r.timings.train_seconds is not None:
+        speed = r.timings.images_per_second
+        parts.append(f"{r.timings.train_seconds:.1f} s" + (f", {speed:.0f} img/s" if speed is not None else ""))
+    if r.reason:
+        parts.append(r.reason)
     return " | ".join(parts)
 
 
@@ -94,7 +91,7 @@ def cmd_evaluate(args) -> int:
     from .evaluation import evaluate
     run = runs.load_run(args.run, args.runs_dir)
     model = runs.load_model(run)
-    dataset = data.load_dataset(run.record["dataset"]["name"], args.data_root or run.config.data_root)
+    dataset = data.load_dataset(run.record.dataset.name, args.data_root or run.config.data_root)
     report = evaluate(model, dataset.test_images, dataset.test_labels, run.normalization, run.class_names)
     print(f"{run.id}: test accuracy {report.accuracy:.2%}, loss {report.loss:.4f} on {len(report.labels)} images")
     print(f"{'class':>14} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>6}")

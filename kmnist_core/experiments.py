@@ -19,15 +19,14 @@ CURVE_AXES = ("epoch", "elapsed")  # elapsed: seconds since training began, at t
 
 
 def _row(run) -> dict:
-    record, config = run.record, run.record["config"]
+    record, config = run.record, run.config
     return {
         "id": run.id, "name": run.name, "shipped": run.shipped, "status": run.status,
-        "dataset": record["dataset"]["display_name"], "arch": config["arch"],
-        "parameters": (record.get("model") or {}).get("parameters"),
-        "epochs": len(record.get("history") or []), "batch_size": config.get("batch_size"), "lr": config.get("lr"),
+        "dataset": record.dataset.display_name, "arch": config.arch, "parameters": record.model.parameters,
+        "epochs": len(record.history), "batch_size": config.batch_size, "lr": config.lr,
         **{name: sweeps.metric(run, name) for name in sweeps.METRICS},
-        "images_per_second": (record.get("timings") or {}).get("images_per_second"),
-        "device": record.get("device"), "created": record.get("created"), "group": config.get("group", ""),
+        "images_per_second": record.timings.images_per_second if record.timings is not None else None,
+        "device": record.device, "created": record.created, "group": config.group,
     }
 
 
@@ -51,18 +50,18 @@ def curve(history: list[dict], metric: str, x: str = "epoch") -> tuple[list[floa
     without it (no validation split)."""
     if metric not in CURVE_METRICS or x not in CURVE_AXES:
         raise ValueError(f"Curves plot one of {', '.join(CURVE_METRICS)} against {' or '.join(CURVE_AXES)}.")
-    points = [(h[x], h[metric]) for h in history if h.get(metric) is not None]
+    points = [(getattr(h, x), getattr(h, metric)) for h in history if getattr(h, metric) is not None]
     return [p[0] for p in points], [p[1] for p in points]
 
 
 def curves(runs, metric: str, x: str = "epoch") -> dict[str, tuple[list[float], list[float]]]:
     """Each run's curve under its legend label, ready for charts.compare_curves."""
-    return {label: curve(run.record.get("history") or [], metric, x) for label, run in zip(run_labels(runs), runs)}
+    return {label: curve(run.record.history, metric, x) for label, run in zip(run_labels(runs), runs)}
 
 
 def sweep_groups(runs) -> list[str]:
     """The sweeps among saved runs, the newest first (runs come newest first from scan_runs)."""
-    groups = (run.record["config"].get("group", "") for run in runs)
+    groups = (run.config.group for run in runs)
     return list(dict.fromkeys(group for group in groups if sweeps.swept_param(group)))
 
 
@@ -70,7 +69,7 @@ def sweep_rows(runs, group: str, metric: str) -> list[sweeps.Row]:
     """The sweep's metric per swept value (mean ± std over its runs), numbers in ascending order
     so that lines through them do not zigzag; other values (architectures...) as first met."""
     param = sweeps.swept_param(group)
-    rows = sweeps.aggregate([run for run in runs if run.record["config"].get("group") == group], param, metric)
+    rows = sweeps.aggregate([run for run in runs if run.config.group == group], param, metric)
     if all(isinstance(row.value, (int, float)) for row in rows):
         rows.sort(key=lambda row: row.value)
     return rows

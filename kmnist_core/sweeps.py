@@ -63,15 +63,16 @@ def expand(base: TrainConfig, param: str, values: list, repeats: int = 1) -> lis
 
 
 def metric(run, name: str) -> float | None:
+    """The run's value of one of METRICS; None where it has none (a stopped run has no test)."""
     record = run.record
     if name == "test_accuracy":
-        return (record.get("test") or {}).get("accuracy")
+        return run.test_accuracy
     if name == "test_loss":
-        return (record.get("test") or {}).get("loss")
+        return record.test.loss if record.test is not None else None
     if name == "best_val_accuracy":
-        return record.get("best_val_accuracy")
+        return record.best_val_accuracy
     if name == "train_seconds":
-        return (record.get("timings") or {}).get("train_seconds")
+        return record.timings.train_seconds if record.timings is not None else None
     raise ValueError(f"Unknown metric '{name}': choose one of {', '.join(METRICS)}.")
 
 
@@ -88,7 +89,7 @@ def aggregate(runs: list, param: str, metric_name: str = "test_accuracy") -> lis
     order the values first appear; runs without the metric (stopped, failed) are left out."""
     groups: dict = {}
     for run in runs:
-        groups.setdefault(run.record["config"][param], []).append(metric(run, metric_name))
+        groups.setdefault(getattr(run.config, param), []).append(metric(run, metric_name))
     rows = []
     for value, found in groups.items():
         values = [v for v in found if v is not None]

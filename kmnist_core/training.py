@@ -117,14 +117,8 @@ class Step:
 
 @dataclass
 class Epoch:
-    epoch: int
+    record: runs.EpochRecord  # the row the run's history just gained
     epochs: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float | None
-    val_accuracy: float | None
-    seconds: float
-    elapsed: float
     best: bool
 
 
@@ -218,24 +212,21 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
     generator = torch.Generator().manual_seed(config.seed)
     norm = splits.normalization
 
-    run = runs.create_run({
-        "name": config.name,
-        "config": config.to_dict(),
-        "dataset": {"name": info.name, "display_name": info.display_name, "class_names": list(info.class_names),
-                    "train_size": n, "val_size": len(splits.val_labels), "test_size": len(splits.test_labels),
-                    "validation_split": f"stratified {config.val_fraction:g} of the training set, seed {config.seed}"},
-        "normalization": {"mean": norm.mean, "std": norm.std},
-        "model": {"arch": config.arch, "parameters": models.count_parameters(model),
-                  "description": models.MODELS[config.arch].description},
-        "device": describe_device(device),
-        "versions": versions(),
-        "history": [],
-        "best_epoch": None,
-        "best_val_accuracy": None,
-        "test": None,
-    }, runs_dir)
+    run = runs.create_run(runs.RunRecord(
+        name=config.name,
+        config=config,
+        dataset=runs.DatasetRecord(
+            info.name, info.display_name, list(info.class_names), train_size=n, val_size=len(splits.val_labels),
+            test_size=len(splits.test_labels),
+            validation_split=f"stratified {config.val_fraction:g} of the training set, seed {config.seed}"),
+        normalization=norm,
+        model=runs.ModelRecord(config.arch, models.count_parameters(model), models.MODELS[config.arch].description),
+        device=describe_device(device),
+        versions=versions(),
+        attribution=info.attribution,
+    ), runs_dir)
     record = run.record
-    emit(RunStarted(run.id, str(run.path), config.epochs, steps_per_epoch, record["model"]["parameters"], record["device"]))
+    emit(RunStarted(run.id, str(run.path), config.epochs, steps_per_epoch, record.model.parameters, record.device))
 
     best_state, best_key = None, None
     step = 0
@@ -285,42 +276,41 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
             key = (val_acc, -val_loss) if val_acc is not None else (epoch, 0)  # no validation: keep the last
             is_best = best_key is None or key > best_key
             seconds = time.perf_counter() - epoch_start
-            record["history"].append({
-                "epoch": epoch, "train_loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,
-                "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds,
-                "elapsed": time.perf_counter() - started, "lr": optimizer.param_groups[0]["lr"]})
+            record.history.append(runs.EpochRecord(
+                epoch=epoch, train_loss=loss_sum.item() / seen, train_accuracy=correct.item() / seen,
+                val_loss=val_loss, val_accuracy=val_acc, seconds=seconds,
+                elapsed=time.perf_counter() - started, lr=optimizer.param_groups[0]["lr"]))
             if is_best:
                 best_key, best_state = key, copy.deepcopy(model.state_dict())
-                record["best_epoch"], record["best_val_accuracy"] = epoch, val_acc
+                record.best_epoch, record.best_val_accuracy = epoch, val_acc
                 run.save_model(model)
             run.save()
-            emit(Epoch(epoch, config.epochs, **{k: record["history"][-1][k] for k in (
-                "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "elapsed")}, best=is_best))
-        record["status"] = "finished"
+            emit(Epoch(record.history[-1], config.epochs, best=is_best))
+        record.status = "finished"
     except Stopped as reason:
-        record.update(status="stopped", reason=str(reason))
+        record.status, record.reason = "stopped", str(reason)
     except KeyboardInterrupt:  # Ctrl+C on the command line: a stop, not a failure
-        record.update(status="stopped", reason=f"interrupted at step {step}")
+        record.status, record.reason = "stopped", f"interrupted at step {step}"
     except Diverged as reason:
-        record.update(status="failed", reason=str(reason))
+        record.status, record.reason = "failed", str(reason)
     except BaseException as error:
-        record.update(status="failed", reason=f"{type(error).__name__}: {error}")
+        record.status, record.reason = "failed", f"{type(error).__name__}: {error}"
         run.save()
         raise
 
     train_seconds = time.perf_counter() - started
     images_seen = step * batch_size
-    record["timings"] = {"train_seconds": round(train_seconds, 2),
-                         "images_per_second": round(images_seen / train_seconds, 1) if train_seconds else None}
-    if best_state is None and record["status"] == "stopped" and step > 0:
+    record.timings = runs.Timings(train_seconds=round(train_seconds, 2),
+                                  images_per_second=round(images_seen / train_seconds, 1) if train_seconds else None)
+    if best_state is None and record.status == "stopped" and step > 0:
         run.save_model(model)  # stopped inside the first epoch: keep what there is
-    if record["status"] == "finished":
+    if record.status == "finished":
         emit(Phase("testing"))
         model.load_state_dict(best_state)
         test_start = time.perf_counter()
         test_loss, test_acc = loss_and_accuracy(model, splits.test_images, splits.test_labels, norm)
-        record["test"] = {"loss": test_loss, "accuracy": test_acc}
-        record["timings"]["test_seconds"] = round(time.perf_counter() - test_start, 2)
-    record["finished"] = runs.now_iso()
+        record.test = runs.TestResult(loss=test_loss, accuracy=test_acc)
+        record.timings.test_seconds = round(time.perf_counter() - test_start, 2)
+    record.finished = runs.now_iso()
     run.save()
     return run

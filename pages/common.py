@@ -54,13 +54,13 @@ def data_root_of(run: runs.Run) -> str | None:
 
 def load_run_dataset(run: runs.Run) -> data.RawDataset | None:
     """The dataset a run was trained on, or None after showing why it is not available."""
-    return load_dataset(run.record["dataset"]["name"], data_root_of(run))
+    return load_dataset(run.record.dataset.name, data_root_of(run))
 
 
 def run_label(run: runs.Run) -> str:
     r = run.record
     accuracy = run.test_accuracy
-    parts = [("📦 " if run.shipped else "") + run.name, r["dataset"]["display_name"], r["config"]["arch"],
+    parts = [("📦 " if run.shipped else "") + run.name, r.dataset.display_name, r.config.arch,
              f"test {accuracy:.2%}" if accuracy is not None else run.status]
     return " · ".join(parts)
 
@@ -103,7 +103,7 @@ def load_model(run: runs.Run):
 @st.cache_resource(max_entries=8, show_spinner="Evaluating on the test set…")
 def _cached_report(path: str, mtime: float, data_root: str | None) -> evaluation.Report:
     run = runs.load_run(path)
-    dataset = data.load_dataset(run.record["dataset"]["name"], data_root, download=False)
+    dataset = data.load_dataset(run.record.dataset.name, data_root, download=False)
     return evaluation.evaluate(_cached_model(path, mtime), dataset.test_images, dataset.test_labels,
                                run.normalization, run.class_names)
 
@@ -176,9 +176,10 @@ def offer_download_and_train(dataset_name: str) -> None:
     info = data.DATASETS[dataset_name]
     manager = job_manager()
     job = next((j for j in manager.jobs() if j.config.dataset == dataset_name and j.config.group == "first-model"), None)
-    if job is None or job.status in ("failed", "cancelled", "stopped"):
-        if job is not None and job.status == "failed":
-            st.error(f"The last attempt failed: {job.message}")
+    last = job.snapshot() if job is not None else None
+    if last is None or last.status in ("failed", "cancelled", "stopped"):
+        if last is not None and last.status == "failed":
+            st.error(f"The last attempt failed: {last.message}")
         config = TrainConfig(dataset=dataset_name, group="first-model", name=f"first {info.display_name} model")
         minutes = _estimated_minutes(config.to_dict(), info.train_size)
         downloading = data.needs_download(dataset_name)
@@ -189,7 +190,7 @@ def offer_download_and_train(dataset_name: str) -> None:
             st.rerun()
         return
 
-    @st.fragment(run_every=1.0 if job.active else None)
+    @st.fragment(run_every=1.0 if last.active else None)
     def progress() -> None:
         snap = job.snapshot()
         if snap.phase.startswith("downloading"):
@@ -212,7 +213,7 @@ def offer_download_and_train(dataset_name: str) -> None:
 def offer_kmnist_model(choices: list[runs.Run]) -> None:
     """No KMNIST model ships with the app (its official training images could not be had
     where the shipped models were trained), so where a page wants one, offer to make one."""
-    if not any(r.record["dataset"]["name"] == "kmnist" for r in choices):
+    if not any(r.record.dataset.name == "kmnist" for r in choices):
         with st.container(border=True):
             st.markdown("**No Kuzushiji-MNIST model yet.** It takes one click to get one:")
             offer_download_and_train("kmnist")

@@ -58,10 +58,10 @@ run = pick_run("Model", choices, key="draw_run")
 model = load_model(run)
 if model is None:
     st.stop()
-dataset_name = run.record["dataset"]["name"]
+dataset_name = run.record.dataset.name
 class_names = run.class_names
 is_kana = dataset_name in KANA_DATASETS
-st.caption(f"This model knows {len(class_names)} classes of {run.record['dataset']['display_name']}: "
+st.caption(f"This model knows {len(class_names)} classes of {run.record.dataset.display_name}: "
            + ", ".join(class_names) + ". Whatever you draw, it answers with one of them.")
 
 source = st.radio("Input", SOURCES, horizontal=True, key="draw_source", label_visibility="collapsed")

@@ -24,32 +24,31 @@ record = run.record
 model = load_model(run)
 report = test_report(run) if model is not None else None
 if report is None:  # the reason is shown above; what run.json recorded is still worth showing
-    test = record.get("test") or {}
-    if test:
-        st.metric("Test accuracy (recorded at the end of training)", f"{test['accuracy']:.2%}")
-    if record["history"]:
-        st.plotly_chart(charts.training_curves(record["history"]), key="eval_curves")
+    if record.test is not None:
+        st.metric("Test accuracy (recorded at the end of training)", f"{record.test.accuracy:.2%}")
+    if record.history:
+        st.plotly_chart(charts.training_curves(record.history), key="eval_curves")
     st.stop()
 dataset = load_run_dataset(run)
 names = report.class_names
 
 if run.shipped:
     st.caption("📦 A model shipped with KMNIST Lab.")
-if record["dataset"]["name"] == "kmnist10k":
+if record.dataset.name == "kmnist10k":
     st.caption("⚠️ Trained and tested on KMNIST10K (a split of the official KMNIST *test* set): "
                "not comparable with KMNIST accuracies.")
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Test accuracy", f"{report.accuracy:.2%}")
 m2.metric("Test loss", f"{report.loss:.4f}")
-m3.metric("Parameters", f"{record['model']['parameters']:,}")
-m4.metric("Epochs", len(record["history"]))
-m5.metric("Training time", duration((record.get("timings") or {}).get("train_seconds")))
-st.caption(f"{record['dataset']['display_name']} · {record['config']['arch']} — {record['model']['description']} · "
-           f"{len(report.labels):,} test images · trained on {record.get('device', '?')} · status {run.status}")
+m3.metric("Parameters", f"{record.model.parameters:,}")
+m4.metric("Epochs", len(record.history))
+m5.metric("Training time", duration(record.timings.train_seconds if record.timings is not None else None))
+st.caption(f"{record.dataset.display_name} · {record.config.arch} — {record.model.description} · "
+           f"{len(report.labels):,} test images · trained on {record.device or '?'} · status {run.status}")
 
-if record["history"]:
+if record.history:
     st.subheader("Training curves")
-    st.plotly_chart(charts.training_curves(record["history"]), key="eval_curves")
+    st.plotly_chart(charts.training_curves(record.history), key="eval_curves")
 
 st.subheader("Confusion matrix")
 normalized = st.toggle("Row-normalised (share of each true class)", value=False)

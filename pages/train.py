@@ -137,8 +137,8 @@ def show_progress(job, live: bool) -> None:
                   help="ends the run within a second and keeps its best checkpoint")
     if snap.status == "finished":
         m1, m2, m3 = st.columns(3)
-        m1.metric("Test accuracy", f"{snap.test_accuracy:.2%}")
-        m2.metric("Test loss", f"{snap.test_loss:.4f}")
+        m1.metric("Test accuracy", f"{snap.test.accuracy:.2%}")
+        m2.metric("Test loss", f"{snap.test.loss:.4f}")
         m3.metric("Time taken", duration(snap.ended - snap.started))
     elif snap.status == "failed":
         st.error(f"The run failed: {snap.message}")
@@ -172,7 +172,7 @@ def live_panel() -> None:
     st.session_state["watched_job"] = chosen
     job = manager.get(chosen)
     # Only these two parts refresh while the job is active, each at its own pace; nothing does afterwards.
-    live = job.active
+    live = job.is_active()
     if live:
         # The watching browser draws on the cores that train. Measured in Chromium: the "Running..."
         # indicator, blinking on every refresh, took a quarter of its CPU time, and the progress
@@ -196,11 +196,11 @@ def saved_runs_table() -> None:
         return
     table = pd.DataFrame([{
         "run": ("📦 " if r.shipped else "") + r.name,
-        "dataset": r.record["dataset"]["display_name"],
-        "architecture": r.record["config"]["arch"],
-        "date": when(r.record.get("created")),
-        "epochs": len(r.record.get("history", [])),
-        "best val": r.record.get("best_val_accuracy"),
+        "dataset": r.record.dataset.display_name,
+        "architecture": r.config.arch,
+        "date": when(r.record.created),
+        "epochs": len(r.record.history),
+        "best val": r.record.best_val_accuracy,
         "test": r.test_accuracy,
         "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}",
     } for r in found])
@@ -233,7 +233,7 @@ def saved_runs_table() -> None:
 
 @st.dialog("Delete this run?")
 def confirm_delete(run: runs.Run) -> None:
-    st.write(f"**{run.name}** ({run.record['config']['arch']} on {run.record['dataset']['display_name']}) "
+    st.write(f"**{run.name}** ({run.config.arch} on {run.record.dataset.display_name}) "
              "and its weights will be removed from disk.")
     if st.button("Delete", type="primary"):
         try:

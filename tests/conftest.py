@@ -74,6 +74,18 @@ def trained_run(tiny_config, runs_dir):
     return training.train(tiny_config, runs_dir=runs_dir)
 
 
+def make_run(config=None, test_accuracy: float | None = None, folder: str = "made-up-run"):
+    """A run in memory (its folder need not exist) with the given config and test accuracy."""
+    from kmnist_core import runs
+    from kmnist_core.config import TrainConfig
+    record = runs.RunRecord(
+        config=config or TrainConfig(), dataset=runs.DatasetRecord("mnist", "MNIST", [str(i) for i in range(10)]),
+        normalization=data.Normalization(0.13, 0.31), model=runs.ModelRecord("resnet", 1),
+        test=runs.TestResult(loss=0.5, accuracy=test_accuracy) if test_accuracy is not None else None,
+        status="finished" if test_accuracy is not None else "stopped", created=runs.now_iso())
+    return runs.Run(Path(folder), record)
+
+
 needs_shared = pytest.mark.skipif(not (SHARED_DATASETS / "MNIST").is_dir(),
                                   reason="../shared/datasets is not beside the checkout")
 

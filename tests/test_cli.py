@@ -34,7 +34,7 @@ def test_train_list_evaluate_predict(data_root, runs_dir, tmp_path, capsys):
 
 def test_bad_input_is_one_line_not_a_traceback(data_root, runs_dir, tmp_path, capsys):
     assert main(["train", "--epochs", "0", "--data-root", str(data_root)]) == 2
-    assert capsys.readouterr().err.strip() == "error: epochs must be at least 1, got 0"
+    assert capsys.readouterr().err.strip() == "error: epochs must be between 1 and 1000, got 0"
     assert main(["train", "--dataset", str(tmp_path / "nothing"), "--runs-dir", str(runs_dir)]) == 2
     assert capsys.readouterr().err.startswith("error: Unknown dataset")
     assert main(["evaluate", "missing-run", "--runs-dir", str(runs_dir)]) == 2

@@ -1,11 +1,12 @@
 import io
-import types
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import make_run
 from kmnist_core import charts, data, experiments, features, models, runs, sweeps
+from kmnist_core.config import TrainConfig
 
 
 def test_runs_table_has_a_row_per_run_with_the_records_values(trained_run):
@@ -15,16 +16,16 @@ def test_runs_table_has_a_row_per_run_with_the_records_values(trained_run):
     record = trained_run.record
     assert row["id"] == trained_run.id and row["status"] == "finished" and row["dataset"] == "MNIST"
     assert row["arch"] == "mlp_small" and row["epochs"] == 2 and row["batch_size"] == 64
-    assert row["parameters"] == record["model"]["parameters"]
-    assert row["test_accuracy"] == record["test"]["accuracy"] and row["test_loss"] == record["test"]["loss"]
-    assert row["best_val_accuracy"] == record["best_val_accuracy"]
-    assert row["train_seconds"] == record["timings"]["train_seconds"] > 0
-    assert row["images_per_second"] == record["timings"]["images_per_second"]
+    assert row["parameters"] == record.model.parameters
+    assert row["test_accuracy"] == record.test.accuracy and row["test_loss"] == record.test.loss
+    assert row["best_val_accuracy"] == record.best_val_accuracy
+    assert row["train_seconds"] == record.timings.train_seconds > 0
+    assert row["images_per_second"] == record.timings.images_per_second
 
 
 def test_runs_csv_round_trips_through_pandas(trained_run, runs_dir):
     stopped = runs.load_run(trained_run.path)
-    stopped.record.update(status="stopped", test=None)  # a run without a test metric leaves the cell empty
+    stopped.record.status, stopped.record.test = "stopped", None  # a run without a test metric leaves the cell empty
     text = experiments.runs_csv([trained_run, stopped])
     back = pd.read_csv(io.StringIO(text))
     assert list(back.columns) == list(experiments.COLUMNS) and len(back) == 2
@@ -34,20 +35,21 @@ def test_runs_csv_round_trips_through_pandas(trained_run, runs_dir):
 
 def test_curves_per_epoch_and_against_time_with_unique_labels(trained_run):
     twin = runs.Run(trained_run.path.with_name("twin"), trained_run.record)
-    trained_run.record["name"] = "same name"
+    trained_run.record.name = "same name"
     found = experiments.curves([trained_run, twin], "val_accuracy", x="elapsed")
     assert list(found) == [f"same name ({trained_run.id})", "same name (twin)"]
     xs, ys = next(iter(found.values()))
-    history = trained_run.record["history"]
-    assert xs == [h["elapsed"] for h in history] and ys == [h["val_accuracy"] for h in history]
+    history = trained_run.record.history
+    assert xs == [h.elapsed for h in history] and ys == [h.val_accuracy for h in history]
     assert experiments.curve(history, "val_loss")[0] == [1, 2]
-    assert experiments.curve([{"epoch": 1, "val_loss": None}], "val_loss") == ([], [])
+    no_validation = runs.EpochRecord(1, 0.5, 0.9, None, None, 1.0, 1.0)
+    assert experiments.curve([no_validation], "val_loss") == ([], [])
     with pytest.raises(ValueError):
         experiments.curve(history, "test_accuracy")
 
 
 def fake_run(group, value, accuracy):
-    return types.SimpleNamespace(record={"config": {"group": group, "lr": value}, "test": {"accuracy": accuracy}})
+    return make_run(TrainConfig(group=group, lr=value), test_accuracy=accuracy)
 
 
 def test_sweep_groups_and_the_reports_table():

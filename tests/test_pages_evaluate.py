@@ -7,7 +7,7 @@ def test_evaluate_shows_matrix_pairs_mistakes_and_metrics(app_env, trained_run):
     at = open_page("pages/evaluate.py")
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Test accuracy"] == f"{trained_run.record['test']['accuracy']:.2%}"
+    assert metrics["Test accuracy"] == f"{trained_run.test_accuracy:.2%}"
     headers = [h.value for h in at.subheader]
     for header in ("Training curves", "Confusion matrix", "Most-confused pairs", "Most confident mistakes",
                    "Per-class metrics", "Random test predictions"):

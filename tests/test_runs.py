@@ -1,5 +1,7 @@
+import dataclasses
 import json
 import logging
+import os
 
 import pytest
 import torch
@@ -40,11 +42,13 @@ def test_corrupt_truncated_and_mismatched_files_name_the_run(trained_run, runs_d
         runs.load_model(runs.load_run(trained_run.id, runs_dir))
     weights.write_bytes(good)
 
-    record = json.loads((trained_run.path / "run.json").read_text())
-    mismatched = runs.Run(trained_run.path, {**record, "config": {**record["config"], "arch": "lenet"}})
+    record = trained_run.record
+    mismatched = runs.Run(trained_run.path, dataclasses.replace(record, config=dataclasses.replace(record.config,
+                                                                                                   arch="lenet")))
     with pytest.raises(runs.CheckpointError, match="do not fit architecture 'lenet'"):
         runs.load_model(mismatched)
-    wrong_classes = runs.Run(trained_run.path, {**record, "dataset": {**record["dataset"], "class_names": ["a", "b"]}})
+    wrong_classes = runs.Run(trained_run.path, dataclasses.replace(
+        record, dataset=dataclasses.replace(record.dataset, class_names=["a", "b"])))
     with pytest.raises(runs.CheckpointError, match="with 2 classes"):
         runs.load_model(wrong_classes)
 
@@ -84,19 +88,19 @@ def test_a_failed_save_leaves_the_previous_file(trained_run, monkeypatch):
 
 
 def test_running_run_of_a_dead_process_is_interrupted(trained_run):
-    trained_run.record.update(status="running", pid=2**22 + 12345)
+    trained_run.record.status, trained_run.record.pid = "running", 2**22 + 12345
     assert trained_run.status == "interrupted"
-    trained_run.record.update(status="running", pid=__import__("os").getpid())
+    trained_run.record.pid = os.getpid()
     assert trained_run.status == "running"
 
 
 def test_rename_and_delete(trained_run, runs_dir):
     runs.rename_run(trained_run, "  my first model ")
     assert runs.load_run(trained_run.id, runs_dir).name == "my first model"
-    trained_run.record["shipped"] = True
+    trained_run.record.shipped = True
     with pytest.raises(runs.CheckpointError, match="shipped"):
         runs.delete_run(trained_run)
-    trained_run.record["shipped"] = False
+    trained_run.record.shipped = False
     runs.delete_run(trained_run)
     assert not trained_run.path.exists()
 

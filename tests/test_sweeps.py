@@ -1,13 +1,12 @@
-import types
-
 import pytest
+from conftest import make_run
 
 from kmnist_core import sweeps
 from kmnist_core.config import TrainConfig
 
 
-def fake_run(**record):
-    return types.SimpleNamespace(record=record)
+def fake_run(lr, accuracy):
+    return make_run(TrainConfig(lr=lr), test_accuracy=accuracy)
 
 
 def test_expand_values_times_seeds():
@@ -26,16 +25,15 @@ def test_parse_values_types_and_errors():
     assert sweeps.parse_values(base, "arch", "lenet,mlp") == ["lenet", "mlp"]
     with pytest.raises(ValueError, match="not a valid int"):
         sweeps.parse_values(base, "batch_size", "64,big")
-    with pytest.raises(ValueError, match="lr must be positive"):
+    with pytest.raises(ValueError, match="lr must be between 1e-06 and 100, got -1"):
         sweeps.parse_values(base, "lr", "0.1,-1")
     with pytest.raises(ValueError, match="Cannot sweep 'seed'"):
         sweeps.parse_values(base, "seed", "1,2")
 
 
 def test_aggregate_mean_std_and_table():
-    runs = [fake_run(config={"lr": lr}, test={"accuracy": acc})
-            for lr, acc in [(0.1, 0.80), (0.1, 0.82), (0.1, 0.84), (0.01, 0.9)]]
-    runs.append(fake_run(config={"lr": 0.01}, test=None))  # a stopped run has no test metric
+    runs = [fake_run(lr, acc) for lr, acc in [(0.1, 0.80), (0.1, 0.82), (0.1, 0.84), (0.01, 0.9)]]
+    runs.append(fake_run(0.01, None))  # a stopped run has no test metric
     rows = sweeps.aggregate(runs, "lr")
     assert [(r.value, r.n) for r in rows] == [(0.1, 3), (0.01, 1)]
     assert rows[0].mean == pytest.approx(0.82) and rows[0].std == pytest.approx(0.02)
