@@ -34,7 +34,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from . import models
 from .config import TrainConfig
@@ -329,39 +330,38 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(path)
-    # Created with mode 0666 less the umask, as any file the user makes (mkstemp's 0600 hid
-    # shared and shipped runs from the other users of a classroom server).
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    # Mode 0666 less the umask, as for any file the user makes (mkstemp's 0600 hid shared and
+    # shipped runs from the other users of a classroom server).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        write(tmp)
-        _fsync(tmp)              # the bytes are on disk before the name points at them
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)   # and the rename survives a power cut
+    _fsync_folder(path.parent)  # and the rename survives a power cut
 
 
 def _fsync_folder(folder: Path) -> None:
     try:
         _fsync(folder)
-    except OSError:  # some filesystems cannot fsync a directory; the rename is still atomic
+    except OSError:  # some filesystems cannot fsync a folder; renames are atomic all the same
         pass
 
 
 def write_record(path: Path, record: RunRecord) -> None:
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(record.to_json(), f, indent=1, ensure_ascii=False)
-    _atomic_write(path, write)
+    _atomic_write(path, json.dumps(record.to_json(), indent=1, ensure_ascii=False).encode("utf-8"))
 
 
 def save_weights(path: Path, model: torch.nn.Module, metadata: dict[str, str]) -> None:
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+    _atomic_write(path, safetensors_bytes(state, metadata=metadata))
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

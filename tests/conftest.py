@@ -68,10 +68,23 @@ def tiny_config(data_root):
                        data_root=str(data_root), device="cpu")
 
 
-@pytest.fixture
-def trained_run(tiny_config, runs_dir):
+@pytest.fixture(scope="session")
+def trained_once(data_root, tmp_path_factory):
+    """The tiny config trained once per session; trained_run gives each test its own copy."""
     from kmnist_core import training
-    return training.train(tiny_config, runs_dir=runs_dir)
+    from kmnist_core.config import TrainConfig
+    config = TrainConfig(dataset="mnist", arch="mlp_small", epochs=2, batch_size=64, lr=3e-3,
+                         data_root=str(data_root), device="cpu")
+    return training.train(config, runs_dir=tmp_path_factory.mktemp("trained_once")).path
+
+
+@pytest.fixture
+def trained_run(trained_once, runs_dir):
+    """A finished run of tiny_config in runs_dir, free to change or break."""
+    import shutil
+    from kmnist_core import runs
+    shutil.copytree(trained_once, runs_dir / trained_once.name)
+    return runs.load_run(trained_once.name, runs_dir)
 
 
 def make_run(config=None, test_accuracy: float | None = None, folder: str = "made-up-run"):
