@@ -57,3 +57,92 @@ def test_any_executor_can_run_the_jobs(runs_dir):
     jobs = manager.submit_many([TrainConfig(arch="lenet"), TrainConfig(arch="mlp")])
     assert manager.wait(jobs[-1], timeout=10)
     assert seen == ["lenet", "mlp"] and jobs[0].snapshot().test.accuracy == 0.5
+
+
+class Finished:
+    status, reason, test = "finished", "", None
+
+
+def test_an_executor_that_raises_systemexit_fails_its_job_and_the_queue_goes_on(runs_dir):
+    calls = []
+
+    def executor(config, on_event, stop, runs_dir):
+        calls.append(config.arch)
+        if config.arch == "lenet":
+            raise SystemExit(3)
+        if config.arch == "mlp":
+            raise KeyboardInterrupt
+        return Finished()
+
+    manager = JobManager(runs_dir, executor=executor)
+    exits, interrupted, after = manager.submit_many([TrainConfig(arch="lenet"), TrainConfig(arch="mlp"),
+                                                     TrainConfig(arch="resnet")])
+    assert manager.wait(after, timeout=10)
+    assert calls == ["lenet", "mlp", "resnet"]
+    assert (exits.status, exits.message) == ("failed", "SystemExit: 3")
+    assert (interrupted.status, interrupted.message) == ("failed", "KeyboardInterrupt")
+    assert after.status == "finished"
+
+
+def test_ended_jobs_are_forgotten_beyond_a_bounded_history(runs_dir, monkeypatch):
+    import kmnist_core.jobs as jobs_module
+    monkeypatch.setattr(jobs_module, "MAX_ENDED_JOBS", 3)
+    manager = JobManager(runs_dir, executor=lambda config, **_: Finished())
+    submitted = [manager.submit(TrainConfig(arch="mlp")) for _ in range(10)]
+    assert manager.wait(submitted[-1], timeout=10)
+    assert [j.id for j in manager.jobs()] == [j.id for j in submitted[:-4:-1]]
+    assert manager.get(submitted[0].id) is None and manager.get(submitted[-1].id) is submitted[-1]
+
+
+def test_submit_stop_and_snapshot_from_many_threads(runs_dir):
+    """Every job ends once, a cancelled job never runs, a running one stops, and no snapshot
+    sees a state that never was (an ended job without its end time)."""
+    import random
+    ran, ran_lock = [], threading.Lock()
+
+    def executor(config, on_event, stop, runs_dir):
+        with ran_lock:
+            ran.append(config.name)
+        for step in range(1, 30):
+            if stop.wait(0.001):
+                return type("Stopped", (), {"status": "stopped", "reason": "asked", "test": None})()
+        return Finished()
+
+    manager = JobManager(runs_dir, executor=executor)
+    errors = []
+
+    def submitter(n):
+        try:
+            for i in range(25):
+                job = manager.submit(TrainConfig(name=f"{n}-{i}"))
+                if random.random() < 0.5:
+                    manager.stop(job.id)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    def watcher():
+        try:
+            for _ in range(400):
+                for job in manager.jobs():
+                    snap = job.snapshot()
+                    assert snap.active or snap.ended is not None, snap
+                    assert snap.status != "running" or snap.started is not None, snap
+                    manager.queue_position(job)
+                if random.random() < 0.2 and manager.jobs():
+                    manager.stop(random.choice(manager.jobs()).id)
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=submitter, args=(n,)) for n in range(4)] + \
+              [threading.Thread(target=watcher) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors[:3]
+    jobs = manager.jobs()
+    assert len(jobs) == 100 and all(manager.wait(job, timeout=30) for job in jobs)
+    cancelled = {j.config.name for j in jobs if j.status == "cancelled"}
+    assert cancelled.isdisjoint(ran) and len(ran) == len(set(ran)) == 100 - len(cancelled)
+    assert {j.status for j in jobs} <= {"finished", "stopped", "cancelled"}
+    assert all(j.started is None or j.started <= j.ended for j in jobs)
