@@ -111,7 +111,7 @@ CURVE_TITLES = {"val_accuracy": "validation accuracy", "val_loss": "validation l
 
 
 def compare_curves(curves: dict[str, tuple[list[float], list[float]]], metric: str, x: str = "epoch") -> go.Figure:
-    """Several runs' curves of one metric overlaid (from experiments.curves), one line per run."""
+    """Several runs' curves of one metric overlaid (from compare.curves), one line per run."""
     fig = go.Figure([go.Scatter(x=thin(xs), y=thin(ys), name=label, mode="lines+markers",
                                 line=dict(color=COLORS[i % len(COLORS)]))
                      for i, (label, (xs, ys)) in enumerate(curves.items())])

@@ -3,7 +3,7 @@ and their per-class test accuracy side by side."""
 
 import streamlit as st
 
-from kmnist_core import charts, experiments, runs
+from kmnist_core import charts, compare, runs
 from pages.common import run_label, test_report, use_app_navigation
 
 use_app_navigation()
@@ -17,7 +17,7 @@ if not found:
     st.info("No saved runs yet: train one on the Train page, or start a sweep.")
     st.stop()
 
-table = experiments.runs_table(found)
+table = compare.runs_table(found)
 left, right = st.columns(2)
 datasets = left.multiselect("Datasets", sorted(table["dataset"].unique()), default=sorted(table["dataset"].unique()))
 archs = right.multiselect("Architectures", sorted(table["arch"].unique()), default=sorted(table["arch"].unique()))
@@ -37,7 +37,7 @@ st.dataframe(
         "images_per_second": st.column_config.NumberColumn("images/s", format="%.0f"),
         "batch_size": st.column_config.NumberColumn("batch size"),
     })
-st.download_button("Download as CSV", experiments.runs_csv(shown), file_name="kmnist-runs.csv", mime="text/csv",
+st.download_button("Download as CSV", compare.runs_csv(shown), file_name="kmnist-runs.csv", mime="text/csv",
                    icon="⬇️")
 
 st.subheader("Side by side")
@@ -48,16 +48,16 @@ chosen = [by_id[run_id] for run_id in chosen_ids]
 if not chosen:
     st.stop()
 
-x = st.radio("Against", experiments.CURVE_AXES, horizontal=True,
+x = st.radio("Against", compare.CURVE_AXES, horizontal=True,
              format_func=lambda axis: "epoch" if axis == "epoch" else "wall time (s)")
 accuracy_col, loss_col = st.columns(2)
-accuracy_col.plotly_chart(charts.compare_curves(experiments.curves(chosen, "val_accuracy", x), "val_accuracy", x))
-loss_col.plotly_chart(charts.compare_curves(experiments.curves(chosen, "val_loss", x), "val_loss", x))
+accuracy_col.plotly_chart(charts.compare_curves(compare.curves(chosen, "val_accuracy", x), "val_accuracy", x))
+loss_col.plotly_chart(charts.compare_curves(compare.curves(chosen, "val_loss", x), "val_loss", x))
 
 st.markdown("**Per-class test accuracy**")
 # Runs can only share a chart when they share classes: one chart per set of class names.
 by_classes: dict[tuple, dict[str, list[float]]] = {}
-for run, label in zip(chosen, experiments.run_labels(chosen)):
+for run, label in zip(chosen, compare.run_labels(chosen)):
     report = test_report(run) if run.has_weights else None
     if report is not None:
         by_classes.setdefault(tuple(run.class_names), {})[label] = report.recall.tolist()

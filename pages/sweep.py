@@ -6,7 +6,7 @@ from collections import Counter
 
 import streamlit as st
 
-from kmnist_core import charts, data, experiments, models, runs, sweeps
+from kmnist_core import charts, data, models, runs, sweeps
 from kmnist_core.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from pages.common import STATUS_ICONS, job_manager, use_app_navigation
 
@@ -64,7 +64,7 @@ else:
 st.subheader("Results")
 saved, _ = runs.scan_runs()
 # This process's sweeps (the newest first, some not yet on disk), then those of earlier sessions.
-groups = [group for group in dict.fromkeys([job.config.group for job in manager.jobs()] + experiments.sweep_groups(saved))
+groups = [group for group in dict.fromkeys([job.config.group for job in manager.jobs()] + sweeps.sweep_groups(saved))
           if sweeps.swept_param(group)]
 if not groups:
     st.info("No sweeps yet: start one above, or from a terminal with `python -m kmnist_core sweep`.")
@@ -103,10 +103,10 @@ def sweep_results() -> None:
     if active and st.button("Stop sweep", icon="⏹️", key="stop_sweep",
                             help="Running and queued runs stop; finished runs stay."):
         manager.stop_group(group)
-    rows = experiments.sweep_rows(runs.scan_runs()[0], group, metric)
+    rows = sweeps.sweep_rows(runs.scan_runs()[0], group, metric)
     if any(row.mean is not None for row in rows):
         st.plotly_chart(charts.sweep_errorbars(rows, swept, metric))
-        st.dataframe(experiments.sweep_table(rows, swept, metric), hide_index=True)
+        st.dataframe(sweeps.sweep_table(rows, swept, metric), hide_index=True)
     else:
         st.info("No run of this sweep has finished yet.")
     if timer_on and not active:

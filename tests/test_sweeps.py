@@ -5,8 +5,8 @@ from kmnist_core import sweeps
 from kmnist_core.config import TrainConfig
 
 
-def fake_run(lr, accuracy):
-    return make_run(TrainConfig(lr=lr), test_accuracy=accuracy)
+def sweep_run(group, value, accuracy):
+    return make_run(TrainConfig(group=group, lr=value), test_accuracy=accuracy)
 
 
 def test_expand_values_times_seeds():
@@ -32,11 +32,23 @@ def test_parse_values_types_and_errors():
 
 
 def test_aggregate_mean_std_and_table():
-    runs = [fake_run(lr, acc) for lr, acc in [(0.1, 0.80), (0.1, 0.82), (0.1, 0.84), (0.01, 0.9)]]
-    runs.append(fake_run(0.01, None))  # a stopped run has no test metric
+    runs = [sweep_run("", lr, acc) for lr, acc in [(0.1, 0.80), (0.1, 0.82), (0.1, 0.84), (0.01, 0.9)]]
+    runs.append(sweep_run("", 0.01, None))  # a stopped run has no test metric
     rows = sweeps.aggregate(runs, "lr")
     assert [(r.value, r.n) for r in rows] == [(0.1, 3), (0.01, 1)]
     assert rows[0].mean == pytest.approx(0.82) and rows[0].std == pytest.approx(0.02)
     assert rows[1].std == 0.0
     table = sweeps.format_table(rows, "lr", "test_accuracy")
     assert "0.1 | 82.00 ± 2.00 (3)" in table and "0.01 | 90.00 ± 0.00 (1)" in table
+
+
+def test_sweep_groups_and_the_reports_table():
+    group = "sweep-lr-20250101-120000-ab12"
+    found = [sweep_run(group, 0.001, 0.8279 + d) for d in (-0.0011, 0, 0.0011)]
+    found += [sweep_run("", 0.1, 0.5), sweep_run("my-experiment", 0.1, 0.5), sweep_run(group, 0.01, None)]
+    assert sweeps.sweep_groups(found) == [group]
+    assert sweeps.swept_param(group) == "lr" and sweeps.swept_param("sweep-seed-20250101-120000-ab12") is None
+    rows = sweeps.sweep_rows(found[::-1], group, "test_accuracy")  # newest first, as runs are scanned
+    assert [(row.value, row.n) for row in rows] == [(0.001, 3), (0.01, 0)]
+    table = sweeps.sweep_table(rows, "lr", "test_accuracy")
+    assert table.values.tolist() == [["0.001", "82.79 ± 0.11", 3], ["0.01", "- ± -", 0]]

@@ -1,6 +1,6 @@
-"""Comparing runs as the reports did: one table row per run (accuracy, test loss,
-training time, epochs...), its CSV export, the per-epoch curves to overlay, and
-the sweeps found among saved runs with their "value - mean ± std" table.
+"""The Compare page's logic: one table row per run (accuracy, test loss, training
+time, epochs...) as the reports tabulated them, its CSV export, and the per-epoch
+curves to overlay. A sweep's table is sweeps.py's.
 
 Per-class accuracy needs no function here: it is the recall of an evaluation Report.
 """
@@ -57,30 +57,3 @@ def curve(history: list[dict], metric: str, x: str = "epoch") -> tuple[list[floa
 def curves(runs, metric: str, x: str = "epoch") -> dict[str, tuple[list[float], list[float]]]:
     """Each run's curve under its legend label, ready for charts.compare_curves."""
     return {label: curve(run.record.history, metric, x) for label, run in zip(run_labels(runs), runs)}
-
-
-def sweep_groups(runs) -> list[str]:
-    """The sweeps among saved runs, the newest first (runs come newest first from scan_runs)."""
-    groups = (run.config.group for run in runs)
-    return list(dict.fromkeys(group for group in groups if sweeps.swept_param(group)))
-
-
-def sweep_rows(runs, group: str, metric: str) -> list[sweeps.Row]:
-    """The sweep's metric per swept value (mean ± std over its runs), numbers in ascending order
-    so that lines through them do not zigzag; other values (architectures...) as first met."""
-    param = sweeps.swept_param(group)
-    rows = sweeps.aggregate([run for run in runs if run.config.group == group], param, metric)
-    if all(isinstance(row.value, (int, float)) for row in rows):
-        rows.sort(key=lambda row: row.value)
-    return rows
-
-
-def sweep_table(rows: list[sweeps.Row], param: str, metric: str) -> pd.DataFrame:
-    """The reports' table: each value with "mean ± std" of the metric (percent for accuracies) and n."""
-    unit = " (%)" if metric.endswith("accuracy") else ""
-    return pd.DataFrame({
-        param: [str(row.value) for row in rows],
-        f"{metric}{unit}: mean ± std": [f"{sweeps.format_value(metric, row.mean)} ± "
-                                        f"{sweeps.format_value(metric, row.std)}" for row in rows],
-        "runs": [row.n for row in rows],
-    })
