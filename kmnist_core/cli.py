@@ -27,7 +27,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(option, dest=f.name, default=f.default, action=argparse.BooleanOptionalAction,
                                 help=text)
             continue
-        bounds = f", {meta['min']:g} to {meta['max']:g}" if meta["min"] is not None else ""
+        bounds = f", {meta['min']} to {meta['max']}" if meta["min"] is not None else ""
         parser.add_argument(option, dest=f.name, type=kind, default=f.default, choices=meta["choices"],
                             help=f"{text} (default: {f.default}{bounds})")
 
@@ -188,8 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ValueError, data.DatasetUnavailable, runs.CheckpointError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_first_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - a damaged file can fail in ways no one listed: still one line
+        print(f"error: {_first_line(f'{type(error).__name__}: {error}')}", file=sys.stderr)
+        return 2
+
+
+def _first_line(message: str) -> str:
+    return (message.strip().splitlines() or [""])[0]

@@ -121,7 +121,11 @@ def _check_field(f: dataclasses.Field, value) -> None:
         raise ValueError(f"{f.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
     low, high = meta["min"], meta["max"]
     if low is not None and not low <= value <= high:
-        raise ValueError(f"{f.name} must be between {low:g} and {high:g}, got {value:g}")
+        raise ValueError(f"{f.name} must be between {_plain(low)} and {_plain(high)}, got {_plain(value)}")
+
+
+def _plain(number) -> str:
+    return str(number) if isinstance(number, int) else f"{number:g}"
 
 
 _KIND_NAMES = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}

@@ -166,10 +166,10 @@ class JobManager:
         return [j for j in self.jobs() if j.is_active()]
 
     def queue_position(self, job: Job) -> int | None:
-        """1 for the next job to start on its device, None unless queued."""
+        """1 for the next job to start on its device, None unless queued (a snapshot will do)."""
         with self._lock:
-            queued = self._queued(job.device)
-        return queued.index(job) + 1 if job in queued else None
+            queued = [j.id for j in self._queued(job.device)]
+        return queued.index(job.id) + 1 if job.id in queued else None
 
     def stop(self, job_id: str) -> None:
         """Stop a running job (it keeps its best checkpoint) or cancel a queued one."""

@@ -111,16 +111,16 @@ def app_env(data_root, runs_dir, monkeypatch):
     """The app's environment for AppTest: synthetic data, an empty runs folder, fresh caches,
     and no job left running afterwards."""
     import streamlit as st
-    import pages.common
+    import pages.helpers.navigation
     # AppTest puts Streamlit back in legacy pages/ mode before every run, where the deep-link
     # rerun of use_app_navigation would swallow each click; deep links are tested in the browser.
-    monkeypatch.setattr(pages.common, "use_app_navigation", lambda: None)
+    monkeypatch.setattr(pages.helpers.navigation, "use_app_navigation", lambda: None)
     monkeypatch.setenv("KMNIST_DATA_ROOT", str(data_root))
     monkeypatch.setenv("KMNIST_RUNS_DIR", str(runs_dir))
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
-    from pages.common import job_manager
+    from pages.helpers.background_jobs import job_manager
     for job in job_manager().jobs():
         job_manager().stop(job.id)
         job_manager().wait(job, timeout=30)

@@ -1,9 +1,11 @@
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from kmnist_core import data, runs
 from kmnist_core.cli import main
 from kmnist_core.config import TrainConfig
 
@@ -65,3 +67,19 @@ def test_help_lists_every_training_option(capsys):
     for f in dataclasses.fields(TrainConfig):
         assert f"--{f.name.replace('_', '-')}" in out
     assert "--no-flip" in out and "scale 15%" in out
+
+
+@pytest.mark.parametrize("failure", [pickle.UnpicklingError("invalid load key, 'x'."), AssertionError(),
+                                     RecursionError("maximum recursion depth exceeded"), KeyError("targets")])
+def test_any_failure_to_load_a_dataset_or_run_is_one_line(trained_run, runs_dir, monkeypatch, capsys, failure):
+    """Issue 13, item 24: whatever loading raises, the CLI prints one line and exits 2."""
+    def fails(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(data, "load_dataset", fails)
+    assert main(["evaluate", trained_run.id, "--runs-dir", str(runs_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {type(failure).__name__}") and err.count("\n") == 1 and "Traceback" not in err
+    monkeypatch.setattr(runs, "load_model", fails)
+    assert main(["predict", trained_run.id, "any.png", "--runs-dir", str(runs_dir)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

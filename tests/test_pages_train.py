@@ -4,7 +4,7 @@ from conftest import open_page
 
 
 def wait_for_jobs():
-    from pages.common import job_manager
+    from pages.helpers.background_jobs import job_manager
     for job in job_manager().jobs():
         assert job_manager().wait(job, timeout=120)
 
@@ -21,10 +21,10 @@ def test_home_shows_device_datasets_and_missing_data_message(app_env):
 def test_train_a_tiny_run_and_see_its_metrics(app_env):
     at = open_page("pages/train.py")
     assert not at.exception
-    at.selectbox[0].set_value("mnist")
-    at.selectbox[1].set_value("mlp_small")
-    at.number_input[0].set_value(2)
-    at.button[0].click().run()
+    at.selectbox(key="train_dataset").set_value("mnist")
+    at.selectbox(key="train_arch").set_value("mlp_small")
+    at.number_input(key="train_epochs").set_value(2)
+    at.button(key="train_start").click().run()
     assert not at.exception and not at.error
     wait_for_jobs()
     at.run()
@@ -37,10 +37,10 @@ def test_train_a_tiny_run_and_see_its_metrics(app_env):
 
 def test_diverging_run_shows_the_reason(app_env):
     at = open_page("pages/train.py")
-    at.selectbox[1].set_value("mlp")
-    at.number_input[2].set_value(100.0)   # learning rate
-    at.selectbox[2].set_value("sgd")
-    at.button[0].click().run()
+    at.selectbox(key="train_arch").set_value("mlp")
+    at.number_input(key="train_lr").set_value(100.0)
+    at.selectbox(key="train_optimizer").set_value("sgd")
+    at.button(key="train_start").click().run()
     wait_for_jobs()
     at.run()
     assert not at.exception
@@ -49,8 +49,8 @@ def test_diverging_run_shows_the_reason(app_env):
 
 def test_missing_dataset_offers_the_download(app_env):
     at = open_page("pages/train.py")
-    at.selectbox[0].set_value("fashion")
-    at.button[0].click().run()
+    at.selectbox(key="train_dataset").set_value("fashion")
+    at.button(key="train_start").click().run()
     assert not at.exception
     assert any("Fashion-MNIST is not in" in w.value for w in at.warning)
     assert any(b.label == "Download Fashion-MNIST and train" for b in at.button)
@@ -61,7 +61,7 @@ def test_broken_and_vanished_runs_do_not_break_the_page(app_env, trained_run, ru
     (runs_dir / "broken" / "run.json").write_text("{")
     at = open_page("pages/train.py")
     assert not at.exception
-    assert any("skipped" in c.value for c in at.caption)
+    assert any("Run 'broken': run.json is corrupt" in c.value for c in at.caption)
     import shutil
     shutil.rmtree(trained_run.path)   # deleted from disk while listed
     at.run()
