@@ -66,3 +66,20 @@ def test_broken_and_vanished_runs_do_not_break_the_page(app_env, trained_run, ru
     shutil.rmtree(trained_run.path)   # deleted from disk while listed
     at.run()
     assert not at.exception
+
+
+def test_malformed_records_leave_every_page_working(app_env, trained_run, runs_dir):
+    """Issue 13, items 1-3: one broken record used to break every run picker."""
+    import json
+    record = json.loads((trained_run.path / "run.json").read_text())
+    for name, broken in {"list-config": {**record, "config": [1]}, "text-created": {**record, "created": 5},
+                         "no-history": {k: v for k, v in record.items() if k != "history"},
+                         "word-accuracy": {**record, "test": {"loss": 1.0, "accuracy": "high"}}}.items():
+        (runs_dir / name).mkdir()
+        (runs_dir / name / "run.json").write_text(json.dumps(broken))
+    for page in (None, "pages/train.py", "pages/evaluate.py", "pages/draw.py", "pages/compare.py",
+                 "pages/sweep.py", "pages/features.py", "pages/dataset.py"):
+        at = open_page(page)
+        assert not at.exception, (page, [e.value for e in at.exception])
+        if page in ("pages/train.py", "pages/evaluate.py", "pages/compare.py", "pages/features.py"):
+            assert len([c for c in at.caption if c.value.startswith("Run '")]) == 4, page
