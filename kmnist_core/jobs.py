@@ -239,6 +239,8 @@ class JobManager:
             outcome = self.executor(job.config, on_event=job.on_event, stop=job.stop_requested,
                                     runs_dir=self.runs_dir)
             status, message, test = outcome.status, outcome.reason, outcome.test
+        except training.Stopped as reason:  # before training began: there is no run
+            status, message = "stopped", str(reason)
         except (DatasetUnavailable, ValueError) as error:
             status, message = "failed", str(error)
         except BaseException as error:  # SystemExit too: the job fails, the worker goes on serving the queue

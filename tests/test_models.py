@@ -15,7 +15,13 @@ REPORT_PARAMETER_COUNTS = {
 
 
 def test_registry_lists_every_preset():
-    assert set(models.list_models()) == set(REPORT_PARAMETER_COUNTS) | {"mixer", "resnet"}
+    assert set(models.list_models()) == set(REPORT_PARAMETER_COUNTS) | {"mixer", "resnet", "resnet_small"}
+
+
+def test_quick_demo_resnet_is_resnet_at_half_width():
+    assert models.count_parameters(models.build("resnet_small")) == 230_458
+    assert models.count_parameters(models.build("resnet_small", width=2)) == \
+        models.count_parameters(models.build("resnet")) == 917_610
 
 
 @pytest.mark.parametrize("name,count", REPORT_PARAMETER_COUNTS.items())
