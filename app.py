@@ -7,7 +7,9 @@ st.set_page_config(page_title="KMNIST Lab", page_icon="✍️", layout="wide")
 
 def home() -> None:
     from kmnist_core import data, training
-    from pages.common import class_example_rows, job_manager, load_dataset
+    from pages.helpers.background_jobs import job_manager
+    from pages.helpers.loaders import try_load_dataset
+    from pages.helpers.pictures import class_example_rows
 
     st.title("✍️ KMNIST Lab")
     st.markdown(
@@ -37,7 +39,7 @@ def home() -> None:
         with tab:
             info = data.DATASETS[name]
             st.caption(info.description + (f" Licence: {info.licence}." if info.licence else ""))
-            dataset = load_dataset(name)
+            dataset = try_load_dataset(name)
             if dataset is not None:
                 class_example_rows(dataset, per_class=10, seed=1)
 

@@ -10,28 +10,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import typing
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import data, models, runs, sweeps, training
-from .config import TrainConfig
+from .config import TrainConfig, field_types
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One --option per TrainConfig field, with its default, type and help."""
-    hints = typing.get_type_hints(TrainConfig)
+    """One --option per TrainConfig field, with its default, type, bounds and help."""
+    kinds = field_types()
     for f in dataclasses.fields(TrainConfig):
-        kind = hints[f.name]
-        kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # X | None -> X
-        option, text = f"--{f.name.replace('_', '-')}", f.metadata["help"].replace("%", "%%")  # argparse %-formats help
+        kind, meta = kinds[f.name], f.metadata
+        option, text = f"--{f.name.replace('_', '-')}", meta["help"].replace("%", "%%")  # argparse %-formats help
         if kind is bool:  # --flip / --no-flip
             parser.add_argument(option, dest=f.name, default=f.default, action=argparse.BooleanOptionalAction,
                                 help=text)
             continue
-        parser.add_argument(option, dest=f.name, type=kind, default=f.default, choices=f.metadata.get("choices"),
-                            help=f"{text} (default: {f.default})")
+        bounds = f", {meta['min']} to {meta['max']}" if meta["min"] is not None else ""
+        parser.add_argument(option, dest=f.name, type=kind, default=f.default, choices=meta["choices"],
+                            help=f"{text} (default: {f.default}{bounds})")
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -55,8 +54,8 @@ class ProgressBar:
             if event.step % 20 == 0:
                 self.postfix.update(epoch=str(event.epoch), loss=f"{event.loss:.3f}", img_s=f"{event.images_per_second:.0f}")
                 self.bar.set_postfix(self.postfix, refresh=False)
-        elif isinstance(event, training.Epoch) and event.val_accuracy is not None:
-            self.postfix["val_acc"] = f"{event.val_accuracy:.2%}"
+        elif isinstance(event, training.Epoch) and event.record.val_accuracy is not None:
+            self.postfix["val_acc"] = f"{event.record.val_accuracy:.2%}"
 
     def close(self) -> None:
         if self.bar is not None:
@@ -65,20 +64,17 @@ class ProgressBar:
 
 def summary_line(run: runs.Run) -> str:
     r = run.record
-    test = r.get("test") or {}
-    dataset = r["dataset"]["display_name"] + ("" if data.is_available(r["dataset"]["name"]) else
-                                              " (dataset no longer available)")
-    parts = [f"{run.id}: {run.status}", f"{dataset} / {r['config']['arch']}",
-             f"{len(r['history'])} epochs"]
-    if r.get("best_val_accuracy") is not None:
-        parts.append(f"best val {r['best_val_accuracy']:.2%} (epoch {r['best_epoch']})")
-    if test:
-        parts.append(f"test {test['accuracy']:.2%} (loss {test['loss']:.4f})")
-    timings = r.get("timings") or {}
-    if timings.get("train_seconds") is not None:
-        parts.append(f"{timings['train_seconds']:.1f} s, {timings['images_per_second']:.0f} img/s")
-    if r.get("reason"):
-        parts.append(r["reason"])
+    dataset = r.dataset.display_name + ("" if data.is_available(r.dataset.name) else " (dataset no longer available)")
+    parts = [f"{run.id}: {run.status}", f"{dataset} / {r.config.arch}", f"{len(r.history)} epochs"]
+    if r.best_val_accuracy is not None:
+        parts.append(f"best val {r.best_val_accuracy:.2%} (epoch {r.best_epoch})")
+    if r.test is not None:
+        parts.append(f"test {r.test.accuracy:.2%} (loss {r.test.loss:.4f})")
+    if r.timings is not None and r.timings.train_seconds is not None:
+        speed = r.timings.images_per_second
+        parts.append(f"{r.timings.train_seconds:.1f} s" + (f", {speed:.0f} img/s" if speed is not None else ""))
+    if r.reason:
+        parts.append(r.reason)
     return " | ".join(parts)
 
 
@@ -107,7 +103,7 @@ def cmd_evaluate(args) -> int:
     from .evaluation import evaluate
     run = runs.load_run(args.run, args.runs_dir)
     model = runs.load_model(run)
-    name = run.record["dataset"]["name"]
+    name = run.record.dataset.name
     if not data.is_available(name):
         recorded = run.test_accuracy
         raise data.DatasetUnavailable(
@@ -212,7 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         return args.handler(args)
     except (ValueError, data.DatasetUnavailable, runs.CheckpointError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_first_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return interrupted()
+    except Exception as error:  # noqa: BLE001 - a damaged file can fail in ways no one listed: still one line
+        print(f"error: {_first_line(f'{type(error).__name__}: {error}')}", file=sys.stderr)
+        return 2
+
+
+def _first_line(message: str) -> str:
+    return (message.strip().splitlines() or [""])[0]

@@ -62,10 +62,21 @@ class DatasetInfo:
     homepage: str = ""
     licence: str = ""
     train_size: int = 0            # official training images, known before a download
+    attribution: str = ""          # the credit line the licence asks for, copied into every run's record
+    warning: str = ""              # shown wherever the dataset or a model trained on it appears
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def is_kana(self) -> bool:
+        return is_kana(self.class_names)
+
+    @property
+    def can_download(self) -> bool:
+        """Whether torchvision can fetch it (a user's folder of idx files cannot be)."""
+        return self.torchvision_class is not None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -78,7 +89,9 @@ DATASETS: dict[str, DatasetInfo] = {
             "kmnist", "Kuzushiji-MNIST", KMNIST_CLASSES, "KMNIST",
             "Ten cursive classical-Japanese hiragana (kuzushiji), 60,000 training / 10,000 test images.",
             torchvision.datasets.KMNIST, "https://github.com/rois-codh/kmnist",
-            "CC BY-SA 4.0, ROIS-DS Center for Open Data in the Humanities (Clanuwat et al., arXiv:1812.01718)", 60000),
+            "CC BY-SA 4.0, ROIS-DS Center for Open Data in the Humanities (Clanuwat et al., arXiv:1812.01718)", 60000,
+            attribution='"KMNIST Dataset" (created by CODH), adapted from "Kuzushiji Dataset" (created by NIJL and '
+                        'others), doi:10.20676/00000341'),
         DatasetInfo(
             "mnist", "MNIST", MNIST_CLASSES, "MNIST",
             "Handwritten digits 0-9, 60,000 training / 10,000 test images.",
@@ -91,6 +104,19 @@ DATASETS: dict[str, DatasetInfo] = {
             "MIT, Zalando Research", 60000),
     ]
 }
+
+
+def kana_and_romanisation(label: str) -> tuple[str, str] | None:
+    """("お", "o") for a class named as KMNIST's are, a hiragana and its romanisation; else None."""
+    parts = label.split()
+    if len(parts) == 2 and all("\u3040" <= ch <= "\u309f" for ch in parts[0]):
+        return parts[0], parts[1]
+    return None
+
+
+def is_kana(class_names) -> bool:
+    """Whether every class is a hiragana with its romanisation (KMNIST's, or a user's kana set)."""
+    return bool(class_names) and all(kana_and_romanisation(name) for name in class_names)
 
 
 def list_datasets() -> list[str]:

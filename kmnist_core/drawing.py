@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .data import Normalization
 from .evaluation import predict_proba
+from .models import eval_mode
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 4096 * 4096
@@ -134,13 +135,9 @@ def saliency(model: torch.nn.Module, normalization: Normalization, image28: torc
     generator = torch.Generator().manual_seed(seed)
     noisy = image28[None, None] + noise * torch.randn(samples, 1, 28, 28, generator=generator)
     x = normalization.apply(noisy.clamp(0, 1)).to(device).requires_grad_(True)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         # autograd.grad, not backward(): the model may be shared by several sessions,
         # and this leaves its parameters' .grad untouched.
         (grad,) = torch.autograd.grad(model(x)[:, target].sum(), x)
-    finally:
-        model.train(was_training)
     grad = grad.abs().mean(0)[0].cpu()
     return grad / grad.max().clamp(min=1e-12)

@@ -12,8 +12,9 @@ embeddings and saliency) and `head` (the final linear classifier).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -234,13 +235,22 @@ def summarize(model: nn.Module) -> list[LayerSummary]:
                 rows.append(LayerSummary(name, type(mod).__name__, tuple(output.shape[1:]),
                                          sum(p.numel() for p in mod.parameters(recurse=False))))
             hooks.append(module.register_forward_hook(record))
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(1, 1, 28, 28, device=next(model.parameters()).device))
     finally:
-        model.train(was_training)
         for hook in hooks:
             hook.remove()
     return rows
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode (dropout off, BatchNorm's running statistics) for the block, then
+    back in the mode it was in: a model being trained can be evaluated midway."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

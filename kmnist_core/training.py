@@ -88,14 +88,8 @@ class Step:
 
 @dataclass
 class Epoch:
-    epoch: int
+    record: runs.EpochRecord  # the row the run's history just gained
     epochs: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float | None
-    val_accuracy: float | None
-    seconds: float
-    elapsed: float
     best: bool
 
 
@@ -293,24 +287,21 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
     evaluated = ema.model if ema else model
     chance_loss = math.log(info.num_classes)
 
-    run = runs.create_run({
-        "name": config.name,
-        "config": config.to_dict(),
-        "dataset": {"name": info.name, "display_name": info.display_name, "class_names": list(info.class_names),
-                    "train_size": n, "val_size": len(splits.val_labels), "test_size": len(splits.test_labels),
-                    "validation_split": f"stratified {config.val_fraction:g} of the training set, seed {config.seed}"},
-        "normalization": {"mean": norm.mean, "std": norm.std},
-        "model": {"arch": config.arch, "parameters": models.count_parameters(model),
-                  "description": models.MODELS[config.arch].description},
-        "device": describe_device(device),
-        "versions": versions(),
-        "history": [],
-        "best_epoch": None,
-        "best_val_accuracy": None,
-        "test": None,
-    }, runs_dir)
+    run = runs.create_run(runs.RunRecord(
+        name=config.name,
+        config=config,
+        dataset=runs.DatasetRecord(
+            info.name, info.display_name, list(info.class_names), train_size=n, val_size=len(splits.val_labels),
+            test_size=len(splits.test_labels),
+            validation_split=f"stratified {config.val_fraction:g} of the training set, seed {config.seed}"),
+        normalization=norm,
+        model=runs.ModelRecord(config.arch, models.count_parameters(model), models.MODELS[config.arch].description),
+        device=describe_device(device),
+        versions=versions(),
+        attribution=info.attribution,
+    ), runs_dir)
     record = run.record
-    emit(RunStarted(run.id, str(run.path), config.epochs, steps_per_epoch, record["model"]["parameters"], record["device"]))
+    emit(RunStarted(run.id, str(run.path), config.epochs, steps_per_epoch, record.model.parameters, record.device))
 
     take_step = TrainingStep(config, model, optimizer, train_images, train_labels, norm, generator, memory_format,
                              amp_dtype, scaler)
@@ -365,48 +356,47 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
             key = (val_acc, -val_loss) if val_acc is not None else (epoch, 0)  # no validation: keep the last
             is_best = best_key is None or key > best_key
             seconds = time.perf_counter() - epoch_start
-            row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-                   "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds,
-                   "elapsed": time.perf_counter() - started, "lr": _current_lr(optimizer)}
             if is_best:
                 best_key, best_state = key, copy.deepcopy(evaluated.state_dict())
                 run.save_model(evaluated)  # first: the record never names weights that are not on disk
-                record["best_epoch"], record["best_val_accuracy"] = epoch, val_acc
-            record["history"].append(row)
+                record.best_epoch, record.best_val_accuracy = epoch, val_acc
+            record.history.append(runs.EpochRecord(
+                epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=val_loss,
+                val_accuracy=val_acc, seconds=seconds, elapsed=time.perf_counter() - started,
+                lr=_current_lr(optimizer)))
             run.save()
-            emit(Epoch(epoch, config.epochs, **{k: row[k] for k in (
-                "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "elapsed")}, best=is_best))
-        record["status"] = "finished"
+            emit(Epoch(record.history[-1], config.epochs, best=is_best))
+        record.status = "finished"
     except Stopped as reason:
-        record.update(status="stopped", reason=str(reason))
+        record.status, record.reason = "stopped", str(reason)
     except KeyboardInterrupt:  # Ctrl+C on the command line: a stop, not a failure
-        record.update(status="stopped", reason=f"interrupted at step {step}")
+        record.status, record.reason = "stopped", f"interrupted at step {step}"
     except Diverged as reason:
-        record.update(status="failed", reason=str(reason))
+        record.status, record.reason = "failed", str(reason)
     except OSError as error:  # a save failed: the disk is full, or the folder went away
-        record.update(status="failed", reason=_save_failure(error))
+        record.status, record.reason = "failed", _save_failure(error)
     except BaseException as error:
-        record.update(status="failed", reason=f"{type(error).__name__}: {error}")
+        record.status, record.reason = "failed", f"{type(error).__name__}: {error}"
         _try_save(run)
         raise
 
     train_seconds = time.perf_counter() - started
     images_seen = step * batch_size
-    record["timings"] = {"train_seconds": round(train_seconds, 2),
-                         "images_per_second": round(images_seen / train_seconds, 1) if train_seconds else None}
+    record.timings = runs.Timings(train_seconds=round(train_seconds, 2),
+                                  images_per_second=round(images_seen / train_seconds, 1) if train_seconds else None)
     try:
-        if best_state is None and record["status"] == "stopped" and step > 0:
+        if best_state is None and record.status == "stopped" and step > 0:
             run.save_model(evaluated)  # stopped inside the first epoch: keep what there is
-        if record["status"] == "finished":
+        if record.status == "finished":
             emit(Phase("testing"))
             evaluated.load_state_dict(best_state)
             test_start = time.perf_counter()
             test_loss, test_acc = loss_and_accuracy(evaluated, splits.test_images, splits.test_labels, norm)
-            record["test"] = {"loss": test_loss, "accuracy": test_acc}
-            record["timings"]["test_seconds"] = round(time.perf_counter() - test_start, 2)
+            record.test = runs.TestResult(loss=test_loss, accuracy=test_acc)
+            record.timings.test_seconds = round(time.perf_counter() - test_start, 2)
     except OSError as error:
-        record.update(status="failed", reason=_save_failure(error))
-    record["finished"] = runs.now_iso()
+        record.status, record.reason = "failed", _save_failure(error)
+    record.finished = runs.now_iso()
     _try_save(run)
     return run
 

@@ -5,7 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from kmnist_core import charts, data, dataset_stats
-from pages.common import class_example_rows, class_heading, load_dataset, use_app_navigation
+from pages.helpers.loaders import try_load_dataset
+from pages.helpers.navigation import use_app_navigation
+from pages.helpers.pictures import class_example_rows, class_heading
 
 use_app_navigation()
 
@@ -20,7 +22,7 @@ def summary(name: str, root: str) -> dataset_stats.DatasetSummary:
 st.title("🗂️ Explore a dataset")
 name = st.selectbox("Dataset", list(data.DATASETS), key="data_dataset",
                     format_func=lambda key: data.DATASETS[key].display_name)
-dataset = load_dataset(name)
+dataset = try_load_dataset(name)
 if dataset is None:
     st.caption("Choose another dataset above to explore it meanwhile.")
     st.stop()

@@ -12,8 +12,11 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from kmnist_core import charts, data, drawing
-from pages.common import (image_strip, load_model, load_run_dataset, offer_kmnist_model, pick_run, usable_runs,
-                          use_app_navigation)
+from pages.helpers.first_model import offer_kmnist_model
+from pages.helpers.loaders import try_load_model, try_load_run_dataset
+from pages.helpers.navigation import use_app_navigation
+from pages.helpers.pictures import image_strip
+from pages.helpers.run_picker import pick_run, usable_runs
 
 use_app_navigation()
 
@@ -54,12 +57,12 @@ if not choices:
     st.stop()
 
 run = pick_run("Model", choices, key="draw_run")
-model = load_model(run)
+model = try_load_model(run)
 if model is None:
     st.stop()
 class_names = run.class_names
-is_kana = set(class_names) <= set(data.KMNIST_CLASSES)  # also an old run's, whatever its dataset is now
-st.caption(f"This model knows {len(class_names)} classes of {run.record['dataset']['display_name']}: "
+is_kana = run.record.dataset.is_kana
+st.caption(f"This model knows {len(class_names)} classes of {run.record.dataset.display_name}: "
            + ", ".join(class_names) + ". Whatever you draw, it answers with one of them.")
 
 source = st.radio("Input", SOURCES, horizontal=True, key="draw_source", label_visibility="collapsed")
@@ -120,7 +123,7 @@ with answer_col:
     if confidence < 0.5:
         st.caption("Less than even odds: the model hesitates between several classes.")
 
-    dataset = load_run_dataset(run)
+    dataset = try_load_run_dataset(run)
     if dataset is not None:
         picks = data.examples_per_class(dataset.train_labels, EXAMPLES_SHOWN, len(class_names), seed=0)[top]
         if picks:

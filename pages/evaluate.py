@@ -4,9 +4,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kmnist_core import charts, models
-from pages.common import (duration, image_strip, load_model, load_run_dataset, offer_kmnist_model, pick_run,
-                          test_report, usable_runs, use_app_navigation)
+from kmnist_core import charts, data, models
+from pages.helpers.first_model import offer_kmnist_model
+from pages.helpers.formatting import duration
+from pages.helpers.loaders import evaluation_on_test_set, try_load_model, try_load_run_dataset
+from pages.helpers.navigation import use_app_navigation
+from pages.helpers.pictures import image_strip
+from pages.helpers.run_picker import pick_run, usable_runs
 
 use_app_navigation()
 
@@ -21,35 +25,36 @@ if run is None:
     st.stop()
 
 record = run.record
-model = load_model(run)
-report = test_report(run) if model is not None else None
+model = try_load_model(run)
+report = evaluation_on_test_set(run) if model is not None else None
 if report is None:  # the reason is shown above; what run.json recorded is still worth showing
-    test = record.get("test") or {}
-    if test:
-        st.metric("Test accuracy (recorded at the end of training)", f"{test['accuracy']:.2%}")
-    if record["history"]:
-        st.plotly_chart(charts.training_curves(record["history"]), key="eval_curves")
+    if record.test is not None:
+        st.metric("Test accuracy (recorded at the end of training)", f"{record.test.accuracy:.2%}")
+    if record.history:
+        st.plotly_chart(charts.training_curves(record.history), key="eval_curves")
     st.stop()
-dataset = load_run_dataset(run)
+dataset = try_load_run_dataset(run)
 names = report.class_names
 
 if run.shipped:
     st.caption("📦 A model shipped with KMNIST Lab.")
+if record.dataset.name in data.DATASETS and data.DATASETS[record.dataset.name].warning:
+    st.caption(f"⚠️ {data.DATASETS[record.dataset.name].warning}")
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Test accuracy", f"{report.accuracy:.2%}")
 m2.metric("Test loss", f"{report.loss:.4f}")
-m3.metric("Parameters", f"{record['model']['parameters']:,}")
-m4.metric("Epochs", len(record["history"]))
-m5.metric("Training time", duration((record.get("timings") or {}).get("train_seconds")))
-st.caption(f"{record['dataset']['display_name']} · {record['config']['arch']} — {record['model']['description']} · "
-           f"{len(report.labels):,} test images · trained on {record.get('device', '?')} · status {run.status}")
+m3.metric("Parameters", f"{record.model.parameters:,}")
+m4.metric("Epochs", len(record.history))
+m5.metric("Training time", duration(record.timings.train_seconds if record.timings is not None else None))
+st.caption(f"{record.dataset.display_name} · {record.config.arch} — {record.model.description} · "
+           f"{len(report.labels):,} test images · trained on {record.device or '?'} · status {run.status}")
 
-if record["history"]:
+if record.history:
     st.subheader("Training curves")
-    st.plotly_chart(charts.training_curves(record["history"]), key="eval_curves")
+    st.plotly_chart(charts.training_curves(record.history), key="eval_curves")
 
 st.subheader("Confusion matrix")
-normalized = st.toggle("Row-normalised (share of each true class)", value=False)
+normalized = st.toggle("Row-normalised (share of each true class)", value=False, key="evaluate_normalized")
 st.plotly_chart(charts.confusion_heatmap(report.confusion, names, normalized), key="confusion")
 
 st.subheader("Most-confused pairs")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kmnist_core import training
+from kmnist_core import data, runs, training
 from kmnist_core.cli import main
 from kmnist_core.config import TrainConfig
 
@@ -44,7 +44,7 @@ def test_train_list_evaluate_predict(data_root, runs_dir, tmp_path, capsys):
 
 def test_bad_input_is_one_line_not_a_traceback(data_root, runs_dir, tmp_path, capsys):
     assert main(["train", "--epochs", "0", "--data-root", str(data_root)]) == 2
-    assert capsys.readouterr().err.strip() == "error: epochs must be at least 1, got 0"
+    assert capsys.readouterr().err.strip() == "error: epochs must be between 1 and 1000, got 0"
     assert main(["train", "--dataset", str(tmp_path / "nothing"), "--runs-dir", str(runs_dir)]) == 2
     assert capsys.readouterr().err.startswith("error: Unknown dataset")
     assert main(["evaluate", "missing-run", "--runs-dir", str(runs_dir)]) == 2
@@ -119,3 +119,17 @@ def test_ctrl_c_stops_a_whole_sweep(data_root, runs_dir, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert code == 130 and err.rstrip().endswith("interrupted")
     assert "[1/3]" in out and "[2/3]" not in out and len(list(runs_dir.iterdir())) == 1
+@pytest.mark.parametrize("failure", [pickle.UnpicklingError("invalid load key, 'x'."), AssertionError(),
+                                     RecursionError("maximum recursion depth exceeded"), KeyError("targets")])
+def test_any_failure_to_load_a_dataset_or_run_is_one_line(trained_run, runs_dir, monkeypatch, capsys, failure):
+    """Issue 13, item 24: whatever loading raises, the CLI prints one line and exits 2."""
+    def fails(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(data, "load_dataset", fails)
+    assert main(["evaluate", trained_run.id, "--runs-dir", str(runs_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {type(failure).__name__}") and err.count("\n") == 1 and "Traceback" not in err
+    monkeypatch.setattr(runs, "load_model", fails)
+    assert main(["predict", trained_run.id, "any.png", "--runs-dir", str(runs_dir)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -15,7 +15,7 @@ def click_offer(at):
 
 
 def wait_for_jobs():
-    from pages.common import job_manager
+    from pages.helpers.background_jobs import job_manager
     for job in job_manager().jobs():
         assert job_manager().wait(job, timeout=120)
     return job_manager().jobs()
@@ -32,7 +32,7 @@ def test_download_and_train_from_a_mirror(app_env, kmnist_mirror, tmp_path, monk
     at.run()
     assert not at.exception
     assert (tmp_path / "empty-root" / "KMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
-    assert at.selectbox[0].value == job.run_id          # the new model is listed and chosen
+    assert at.selectbox(key="evaluate_run").value == job.run_id          # the new model is listed and chosen
     assert at.metric[0].label == "Test accuracy"        # and evaluated
     assert not [b for b in at.button if b.label.startswith("Download")]
 

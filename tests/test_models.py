@@ -60,3 +60,15 @@ def test_options_and_errors():
         models.build("vgg")
     with pytest.raises(ValueError, match="no dropout"):
         models.build("lenet", dropout=0.3)
+
+
+def test_eval_mode_restores_the_mode_it_found_even_on_error():
+    model = models.build("resnet")
+    with models.eval_mode(model):
+        assert not model.training and not any(m.training for m in model.modules())
+    assert model.training and all(m.training for m in model.modules())
+    model.eval()
+    with pytest.raises(RuntimeError):
+        with models.eval_mode(model):
+            raise RuntimeError("mid-evaluation")
+    assert not model.training

@@ -8,7 +8,7 @@ import pytest
 from conftest import open_page
 
 from kmnist_core import training
-from pages.common import job_manager  # the app's own: st.cache_resource is process-wide
+from pages.helpers.background_jobs import job_manager  # the app's own: st.cache_resource is process-wide
 
 
 @pytest.fixture
@@ -26,9 +26,9 @@ def test_compare_lists_runs_and_overlays_the_chosen(two_runs):
     assert len(at.multiselect) == 3  # datasets, architectures, runs
     assert len(at.get("plotly_chart")) == 3  # accuracy and loss curves, per-class bars
 
-    at.multiselect[1].set_value(["lenet"]).run()  # filter the table by architecture
+    at.multiselect(key="compare_archs").set_value(["lenet"]).run()  # filter the table by architecture
     assert not at.exception and list(at.dataframe[0].value["arch"]) == ["lenet"]
-    at.radio[0].set_value("elapsed").run()
+    at.radio(key="compare_axis").set_value("elapsed").run()
     assert not at.exception
 
 
@@ -151,3 +151,18 @@ def test_features_page_projects_the_test_set(app_env, trained_run):
     at.session_state["features_picked"] = (trained_run.id, 5)  # what clicking test image 5 stores
     at.run()
     assert not at.exception and any("Test image **#5**" in m.value for m in at.markdown)
+
+
+def test_the_sweep_page_rereads_only_the_runs_that_changed(two_runs, monkeypatch):
+    """Issue 13, item 25: the page refreshes every second while a sweep runs; each refresh
+    rescans the runs folder, but parses only the records that changed since."""
+    from kmnist_core import runs
+    at = open_page("pages/sweep.py")
+    parsed = []
+    original = runs.RunRecord.from_json
+    monkeypatch.setattr(runs.RunRecord, "from_json", classmethod(lambda cls, value: parsed.append(1) or original(value)))
+    at.run()
+    assert not at.exception and parsed == []
+    runs.rename_run(two_runs[0], "renamed")
+    at.run()
+    assert len(parsed) == 1

@@ -3,11 +3,11 @@
 import pytest
 
 from conftest import open_page
-from pages.common import job_manager
+from pages.helpers.background_jobs import job_manager
 
 
 def wait_for_jobs():
-    from pages.common import job_manager
+    from pages.helpers.background_jobs import job_manager
     for job in job_manager().jobs():
         assert job_manager().wait(job, timeout=120)
 
@@ -24,10 +24,10 @@ def test_home_shows_device_datasets_and_missing_data_message(app_env):
 def test_train_a_tiny_run_and_see_its_metrics(app_env):
     at = open_page("pages/train.py")
     assert not at.exception
-    at.selectbox[0].set_value("mnist")
-    at.selectbox[1].set_value("mlp_small")
-    at.number_input[0].set_value(2)
-    at.button[0].click().run()
+    at.selectbox(key="train_dataset").set_value("mnist")
+    at.selectbox(key="train_arch").set_value("mlp_small")
+    at.number_input(key="train_epochs").set_value(2)
+    at.button(key="train_start").click().run()
     assert not at.exception and not at.error
     wait_for_jobs()
     at.run()
@@ -40,10 +40,10 @@ def test_train_a_tiny_run_and_see_its_metrics(app_env):
 
 def test_diverging_run_shows_the_reason(app_env):
     at = open_page("pages/train.py")
-    at.selectbox[1].set_value("mlp")
-    at.number_input[2].set_value(100.0)   # learning rate
-    at.selectbox[2].set_value("sgd")
-    at.button[0].click().run()
+    at.selectbox(key="train_arch").set_value("mlp")
+    at.number_input(key="train_lr").set_value(100.0)
+    at.selectbox(key="train_optimizer").set_value("sgd")
+    at.button(key="train_start").click().run()
     wait_for_jobs()
     at.run()
     assert not at.exception
@@ -52,8 +52,8 @@ def test_diverging_run_shows_the_reason(app_env):
 
 def test_missing_dataset_offers_the_download(app_env):
     at = open_page("pages/train.py")
-    at.selectbox[0].set_value("fashion")
-    at.button[0].click().run()
+    at.selectbox(key="train_dataset").set_value("fashion")
+    at.button(key="train_start").click().run()
     assert not at.exception
     assert any("Fashion-MNIST is not in" in w.value for w in at.warning)
     assert any(b.label == "Download Fashion-MNIST and train" for b in at.button)
@@ -64,7 +64,7 @@ def test_broken_and_vanished_runs_do_not_break_the_page(app_env, trained_run, ru
     (runs_dir / "broken" / "run.json").write_text("{")
     at = open_page("pages/train.py")
     assert not at.exception
-    assert any("skipped" in c.value for c in at.caption)
+    assert any("Run 'broken': run.json is corrupt" in c.value for c in at.caption)
     import shutil
     shutil.rmtree(trained_run.path)   # deleted from disk while listed
     at.run()
@@ -86,3 +86,18 @@ def test_a_wrong_idx_folder_is_one_message_and_the_page_stays(app_env, tmp_path,
     (error,) = at.error
     assert "holds none of the idx files" in error.value and "train-images-idx3-ubyte" in error.value
     assert at.button[0].label == "Start training" and not job_manager().jobs()
+def test_malformed_records_leave_every_page_working(app_env, trained_run, runs_dir):
+    """Issue 13, items 1-3: one broken record used to break every run picker."""
+    import json
+    record = json.loads((trained_run.path / "run.json").read_text())
+    for name, broken in {"list-config": {**record, "config": [1]}, "text-created": {**record, "created": 5},
+                         "no-history": {k: v for k, v in record.items() if k != "history"},
+                         "word-accuracy": {**record, "test": {"loss": 1.0, "accuracy": "high"}}}.items():
+        (runs_dir / name).mkdir()
+        (runs_dir / name / "run.json").write_text(json.dumps(broken))
+    for page in (None, "pages/train.py", "pages/evaluate.py", "pages/draw.py", "pages/compare.py",
+                 "pages/sweep.py", "pages/features.py", "pages/dataset.py"):
+        at = open_page(page)
+        assert not at.exception, (page, [e.value for e in at.exception])
+        if page in ("pages/train.py", "pages/evaluate.py", "pages/compare.py", "pages/features.py"):
+            assert len([c for c in at.caption if c.value.startswith("Run '")]) == 4, page

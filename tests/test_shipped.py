@@ -22,19 +22,19 @@ def test_a_shipped_model_loads_and_is_documented(name):
     run = runs.load_run(name, CHECKPOINTS)
     model = runs.load_model(run)  # raises CheckpointError on a mismatch with run.json's architecture
     assert run.shipped and run.status == "finished"
-    assert run.record["dataset"]["name"] in data.DATASETS  # a dataset of this install, never a retired stand-in
-    assert run.record["command"].startswith(f"python -m kmnist_core train --dataset {run.record['dataset']['name']} "
-                                            f"--arch {run.record['config']['arch']} ")
+    assert run.record.dataset.name in data.DATASETS  # a dataset of this install, never a retired stand-in
+    assert run.record.command.startswith(f"python -m kmnist_core train --dataset {run.record.dataset.name} "
+                                         f"--arch {run.config.arch} ")
     assert (run.path / runs.WEIGHTS).stat().st_size < 5_000_000
-    assert sum(p.numel() for p in model.parameters()) == run.record["model"]["parameters"]
+    assert sum(p.numel() for p in model.parameters()) == run.record.model.parameters
 
 
 @needs_shared
 @pytest.mark.parametrize("name", SHIPPED)
 def test_a_shipped_model_scores_what_it_states(name):
     run = runs.load_run(name, CHECKPOINTS)
-    dataset = data.load_dataset(run.record["dataset"]["name"], SHARED_DATASETS, download=False)
+    dataset = data.load_dataset(run.record.dataset.name, SHARED_DATASETS, download=False)
     _, accuracy = evaluation.loss_and_accuracy(runs.load_model(run), dataset.test_images, dataset.test_labels,
                                                run.normalization)
     assert accuracy == pytest.approx(run.test_accuracy, abs=1e-4)
-    assert accuracy >= {"mnist": 0.99, "fashion": 0.88}[run.record["dataset"]["name"]]
+    assert accuracy >= {"mnist": 0.99, "fashion": 0.88}[run.record.dataset.name]

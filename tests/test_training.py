@@ -1,6 +1,5 @@
 import dataclasses
 import threading
-import time
 
 import pytest
 import torch
@@ -11,28 +10,27 @@ from kmnist_core.config import TrainConfig
 
 def test_learns_a_synthetic_ten_class_set(tiny_config, runs_dir):
     events = []
-    start = time.monotonic()
     run = training.train(dataclasses.replace(tiny_config, arch="lenet", epochs=4, lr=1e-2),
                          on_event=events.append, runs_dir=runs_dir)
-    assert time.monotonic() - start < 60
     assert run.status == "finished"
-    assert run.record["test"]["accuracy"] >= 0.90
+    assert run.test_accuracy >= 0.90
     kinds = [type(e).__name__ for e in events]
     assert kinds[:3] == ["Phase", "RunStarted", "Phase"] and kinds[-1] == "Phase"
     steps = [e for e in events if isinstance(e, training.Step)]
     epochs = [e for e in events if isinstance(e, training.Epoch)]
     assert len(epochs) == 4 and steps[-1].step == steps[-1].total_steps == len(steps)
     assert all(s.images_per_second > 0 and s.lr > 0 for s in steps)
-    assert run.record["best_val_accuracy"] == max(e.val_accuracy for e in epochs)
+    assert run.record.best_val_accuracy == max(e.record.val_accuracy for e in epochs)
+    assert [e.record for e in epochs] == run.record.history  # the events carry the rows the record keeps
 
 
 def test_deterministic_on_cpu_given_a_seed(tiny_config, runs_dir):
     config = dataclasses.replace(tiny_config, arch="cnn_small", augment=0.5, epochs=1)
-    a = training.train(config, runs_dir=runs_dir).record["history"]
-    b = training.train(config, runs_dir=runs_dir).record["history"]
-    c = training.train(dataclasses.replace(config, seed=1), runs_dir=runs_dir).record["history"]
-    assert a[0]["train_loss"] == b[0]["train_loss"] and a[0]["val_accuracy"] == b[0]["val_accuracy"]
-    assert a[0]["train_loss"] != c[0]["train_loss"]
+    a = training.train(config, runs_dir=runs_dir).record.history
+    b = training.train(config, runs_dir=runs_dir).record.history
+    c = training.train(dataclasses.replace(config, seed=1), runs_dir=runs_dir).record.history
+    assert a[0].train_loss == b[0].train_loss and a[0].val_accuracy == b[0].val_accuracy
+    assert a[0].train_loss != c[0].train_loss
 
 
 @pytest.mark.parametrize("optimizer,schedule,lr", [("sgd", "cosine", 0.1), ("adam", "plateau", 1e-2),
@@ -41,26 +39,28 @@ def test_optimizers_and_schedules(tiny_config, runs_dir, optimizer, schedule, lr
     config = dataclasses.replace(tiny_config, optimizer=optimizer, schedule=schedule, lr=lr,
                                  label_smoothing=0.1, dropout=0.1, epochs=2)
     run = training.train(config, runs_dir=runs_dir)
-    assert run.status == "finished" and run.record["test"]["accuracy"] > 0.5
+    assert run.status == "finished" and run.test_accuracy > 0.5
 
 
-def test_stop_is_honoured_within_a_second_and_keeps_a_checkpoint(tiny_config, runs_dir):
+def test_stop_ends_the_run_before_its_next_step_and_keeps_a_checkpoint(tiny_config, runs_dir):
     config = dataclasses.replace(tiny_config, arch="resnet", epochs=50, batch_size=32)
     stop = threading.Event()
     epochs_done = threading.Event()
-    asked = {}
+    steps_after_stop = []
 
     def on_event(event):
         if isinstance(event, training.Epoch):
             epochs_done.set()
-        if isinstance(event, training.Step) and epochs_done.is_set() and not stop.is_set():
-            asked["at"] = time.monotonic()
-            stop.set()
+        if isinstance(event, training.Step):
+            if stop.is_set():
+                steps_after_stop.append(event.step)
+            elif epochs_done.is_set():
+                stop.set()
 
     run = training.train(config, on_event=on_event, stop=stop, runs_dir=runs_dir)
-    assert time.monotonic() - asked["at"] < 1.0
-    assert run.status == "stopped" and "stopped at epoch 2" in run.record["reason"]
-    assert len(run.record["history"]) == 1
+    assert steps_after_stop == []  # not one step more: the stop is checked before every step
+    assert run.status == "stopped" and "stopped at epoch 2" in run.reason
+    assert len(run.record.history) == 1
     reloaded = runs.load_run(run.id, runs_dir)
     assert reloaded.status == "stopped" and reloaded.has_weights
     runs.load_model(reloaded)  # the best weights so far load cleanly
@@ -70,30 +70,36 @@ def test_stop_from_another_thread_mid_epoch(tiny_config, runs_dir):
     config = dataclasses.replace(tiny_config, arch="resnet", epochs=50, batch_size=16)
     stop = threading.Event()
     started = threading.Event()
-    result = {}
+    steps, result = [], {}
+
+    def on_event(event):
+        if isinstance(event, training.Step):
+            steps.append(event.step)
+            started.set()
+
     thread = threading.Thread(target=lambda: result.update(
-        run=training.train(config, on_event=lambda e: isinstance(e, training.Step) and started.set(),
-                           stop=stop, runs_dir=runs_dir)))
+        run=training.train(config, on_event=on_event, stop=stop, runs_dir=runs_dir)))
     thread.start()
-    assert started.wait(30)
-    asked = time.monotonic()
+    assert started.wait(120)
+    steps_when_asked = len(steps)
     stop.set()
-    thread.join(10)
-    assert not thread.is_alive() and time.monotonic() - asked < 1.0
+    thread.join(120)
+    assert not thread.is_alive()
+    assert len(steps) - steps_when_asked <= 1  # at most the step already under way when it was asked
     assert result["run"].status == "stopped" and result["run"].has_weights  # stopped inside epoch 1: kept anyway
 
 
 def test_divergence_stops_with_a_clear_reason(tiny_config, runs_dir):
-    run = training.train(dataclasses.replace(tiny_config, arch="mlp", lr=1e12, optimizer="sgd", schedule="none",
+    run = training.train(dataclasses.replace(tiny_config, arch="mlp", lr=100.0, optimizer="sgd", schedule="none",
                                              epochs=3), runs_dir=runs_dir)
     assert run.status == "failed"
-    assert run.record["reason"].startswith("diverged at step ")
-    assert "Learning rate 1e+12 is too high" in run.record["reason"]
+    assert run.reason.startswith("diverged at step ")
+    assert "Learning rate 100 is too high" in run.reason
     assert runs.load_run(run.id, runs_dir).status == "failed"
 
 
 def test_bad_config_and_missing_data_fail_before_a_run_exists(tiny_config, runs_dir, tmp_path):
-    with pytest.raises(ValueError, match="epochs must be at least 1"):
+    with pytest.raises(ValueError, match="epochs must be between 1 and 1000"):
         training.train(dataclasses.replace(tiny_config, epochs=0), runs_dir=runs_dir)
     with pytest.raises(ValueError, match="Unknown architecture"):
         training.train(dataclasses.replace(tiny_config, arch="nope"), runs_dir=runs_dir)
@@ -164,9 +170,9 @@ def test_loss_is_read_every_n_steps_where_reading_waits_for_a_gpu(tiny_config, r
     total = next(e for e in events if isinstance(e, training.RunStarted)).steps_per_epoch
     assert run.status == "finished" and total > 4
     assert steps == [*range(4, total + 1, 4)] + ([total] if total % 4 else [])
-    failed = training.train(dataclasses.replace(tiny_config, arch="mlp", lr=1e12, optimizer="sgd", schedule="none"),
+    failed = training.train(dataclasses.replace(tiny_config, arch="mlp", lr=100.0, optimizer="sgd", schedule="none"),
                             runs_dir=runs_dir)
-    assert failed.status == "failed" and failed.record["reason"].startswith("diverged at step ")
+    assert failed.status == "failed" and failed.reason.startswith("diverged at step ")
 
 
 def test_a_loss_that_explodes_or_stays_at_chance_is_divergence():
@@ -218,6 +224,6 @@ def test_a_full_disk_fails_the_run_and_the_record_matches_the_weights(tiny_confi
     monkeypatch.setattr(training, "_check_learning", lambda *args: None)
     config = dataclasses.replace(tiny_config, epochs=3, schedule="none", lr=1e-3)
     run = training.train(config, runs_dir=runs_dir)
-    assert run.status == "failed" and "no space left on the disk" in run.record["reason"]
+    assert run.status == "failed" and "no space left on the disk" in run.reason
     on_disk = runs.load_run(run.id, runs_dir)
-    assert on_disk.status == "failed" and on_disk.record["best_epoch"] == 1 and on_disk.has_weights
+    assert on_disk.status == "failed" and on_disk.record.best_epoch == 1 and on_disk.has_weights

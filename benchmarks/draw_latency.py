@@ -1,6 +1,6 @@
 """How long the Draw page makes people wait: preprocessing one canvas image plus one
 prediction, for every architecture preset (untrained weights: the time does not depend
-on them), on the CPU. Called by `python -m kmnist_core.bench`."""
+on them), on the CPU. Called by `python -m benchmarks`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import time
 import numpy as np
 import torch
 
-from . import drawing, models
-from .data import Normalization
+from kmnist_core import drawing, models
+from kmnist_core.data import Normalization
 
 CANVAS_SIZE = 280
 NORMALIZATION = Normalization(0.13, 0.31)
