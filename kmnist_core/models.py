@@ -154,7 +154,8 @@ def resnet(num_classes: int, dropout: float = 0.3, width: float = 1.0) -> Classi
         conv_bn_relu(1, c1, kernel=5, stride=2), ResidualBlock(c1), nn.MaxPool2d(2),  # 28 -> 14 -> 7
         conv_bn_relu(c1, c2), ResidualBlock(c2),
         # A dense layer over the whole 7x7 map rather than a global average: where a stroke lies
-        # matters. Measured, 30 epochs on KMNIST10K: 97.70% with the average, 98.50% with this.
+        # matters. Measured (30 epochs, 7,200 Kuzushiji images, an early stand-in for the full set):
+        # 97.70% with the average, 98.50% with this.
         nn.Flatten(), nn.Linear(c2 * 49, f1), nn.ReLU(), nn.Dropout(dropout),
     ), nn.Linear(f1, num_classes))
 

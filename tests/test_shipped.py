@@ -14,7 +14,8 @@ SHIPPED = sorted(p.name for p in CHECKPOINTS.glob("shipped-*"))
 
 
 def test_the_promised_models_ship():
-    assert {"shipped-mnist-resnet", "shipped-fashion-resnet", "shipped-mnist-lenet", "shipped-fashion-lenet"} <= set(SHIPPED)
+    assert {"shipped-kmnist-resnet", "shipped-kmnist-lenet", "shipped-mnist-resnet", "shipped-fashion-resnet",
+            "shipped-mnist-lenet", "shipped-fashion-lenet"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -37,4 +38,11 @@ def test_a_shipped_model_scores_what_it_states(name):
     _, accuracy = evaluation.loss_and_accuracy(runs.load_model(run), dataset.test_images, dataset.test_labels,
                                                run.normalization)
     assert accuracy == pytest.approx(run.test_accuracy, abs=1e-4)
-    assert accuracy >= {"mnist": 0.99, "fashion": 0.88}[run.record.dataset.name]
+    assert accuracy >= {"kmnist": 0.96, "mnist": 0.99, "fashion": 0.88}[run.record.dataset.name]
+
+
+def test_kmnist_models_carry_the_datasets_attribution():
+    for name in ("shipped-kmnist-resnet", "shipped-kmnist-lenet"):
+        record = runs.load_run(name, CHECKPOINTS).record
+        assert record.attribution == data.DATASETS["kmnist"].attribution
+        assert '"KMNIST Dataset" (created by CODH)' in record.attribution and "doi:10.20676/00000341" in record.attribution
