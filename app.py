@@ -25,8 +25,7 @@ def home() -> None:
     draw_col, train_col = st.columns(2)
     if ready is not None and ready.is_complete:
         draw_col.page_link(PAGES[3], label=f"Draw a character: {ready.record.dataset.display_name} model ready")
-        draw_col.caption(f"{ready.name} ({ready.config.arch}, {ready.test_accuracy:.1%} on its test set) "
-                         "answers as you draw.")
+        draw_col.caption(f"The Draw page opens on {ready.name} ({ready.config.arch}): it answers as you draw.")
     else:
         draw_col.caption("No model is ready to draw with yet: train one first.")
     train_col.page_link(PAGES[1], label="Train your own model and watch it learn")

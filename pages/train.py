@@ -217,11 +217,11 @@ def saved_runs_table() -> None:
         "run": ("📦 " if r.shipped else "") + r.name,
         "dataset": r.record.dataset.display_name,
         "architecture": r.config.arch,
-        "date": when(r.record.created),
-        "epochs": len(r.record.history),
-        "best val": r.record.best_val_accuracy,
         "test": r.test_accuracy,
+        "best val": r.record.best_val_accuracy,
         "status": f"{STATUS_ICONS.get(r.status, '')} {r.caveat or r.status}",
+        "epochs": len(r.record.history),
+        "date": when(r.record.created),
     } for r in found])
     # A selection is a row number: keyed by the listed runs, the table starts unselected whenever
     # the list changes (a run deleted or added), rather than selecting whichever run moved there.
