@@ -59,11 +59,26 @@ def training_curves(history: list, steps: list[tuple[int, float]] | None = None,
             fig.add_trace(go.Scatter(x=epochs, y=[getattr(h, f"{key}_accuracy") for h in history],
                                      name=f"{name} accuracy", mode="lines+markers",
                                      line=dict(color=color, dash=dash)), 1, 2)
+    losses = [y for trace in fig.data if trace.y is not None and "loss" in trace.name for y in trace.y]
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(type="log", dtick="D2", row=1, col=1)  # label 1, 2 and 5 of each decade, not every digit
+    fig.update_yaxes(type="log", **log_ticks(losses), row=1, col=1)
     fig.update_yaxes(tickformat=".1%", row=1, col=2)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def log_ticks(values) -> dict:
+    """Tick positions and labels for a log axis over `values`, each label the tick's full value
+    ("0.5", "0.02"): plotly's own labels the 2 and 5 between decades by their first digit alone
+    (2, 1, 5, 2, 0.1...), which students read as two, one, five. 1, 2 and 5 of each decade over a
+    range of up to three decades; beyond that the decades only."""
+    values = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not values:
+        return {}
+    low, high = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+    steps = (1, 2, 5) if high - low <= 3 else (1,)
+    ticks = [m * 10.0 ** k for k in range(low, high + 1) for m in steps]
+    return dict(tickvals=ticks, ticktext=[np.format_float_positional(t, trim="-") for t in ticks])
 
 
 def confusion_heatmap(matrix: np.ndarray, class_names: list[str], normalized: bool = False) -> go.Figure:
@@ -203,5 +218,7 @@ def pixel_histogram(histograms: dict[str, np.ndarray]) -> go.Figure:
                                 line=dict(color=COLORS[i % len(COLORS)]))
                      for i, (name, shares) in enumerate(histograms.items())])
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
-                      xaxis_title="pixel value", yaxis=dict(title="share of pixels", type="log"))
+                      xaxis_title="pixel value",
+                      yaxis=dict(title="share of pixels", type="log",
+                                 **log_ticks([v for shares in histograms.values() for v in shares])))
     return fig

@@ -117,8 +117,7 @@ def cmd_evaluate(args) -> int:
         print(f"{name:>14} {report.precision[i]:9.3f} {report.recall[i]:7.3f} {report.f1[i]:6.3f} {report.support[i]:6d}")
     print("most confused pairs:")
     for pair in report.confused_pairs(5):
-        print(f"  {report.class_names[pair.a]} <-> {report.class_names[pair.b]}: {pair.total} "
-              f"({pair.a_as_b} as {report.class_names[pair.b]}, {pair.b_as_a} as {report.class_names[pair.a]})")
+        print(f"  {report.class_names[pair.a]} <-> {report.class_names[pair.b]}, {pair.describe(report.class_names)}")
     return 0
 
 

@@ -64,6 +64,7 @@ class DatasetInfo:
     train_size: int = 0            # official training images, known before a download
     attribution: str = ""          # the credit line the licence asks for, copied into every run's record
     warning: str = ""              # shown wherever the dataset or a model trained on it appears
+    test_set_note: str = ""        # why its test accuracy differs from validation, where it does
 
     @property
     def num_classes(self) -> int:
@@ -91,7 +92,10 @@ DATASETS: dict[str, DatasetInfo] = {
             torchvision.datasets.KMNIST, "https://github.com/rois-codh/kmnist",
             "CC BY-SA 4.0, ROIS-DS Center for Open Data in the Humanities (Clanuwat et al., arXiv:1812.01718)", 60000,
             attribution='"KMNIST Dataset" (created by CODH), adapted from "Kuzushiji Dataset" (created by NIJL and '
-                        'others), doi:10.20676/00000341'),
+                        'others), doi:10.20676/00000341',
+            test_set_note="Validation images are held out from the training set, while the official test set comes "
+                          "from other writers and books and is harder, so test accuracy reads lower: the best epoch "
+                          "is chosen on validation, never on test."),
         DatasetInfo(
             "mnist", "MNIST", MNIST_CLASSES, "MNIST",
             "Handwritten digits 0-9, 60,000 training / 10,000 test images.",

@@ -48,6 +48,18 @@ class ConfusedPair:
     def total(self) -> int:
         return self.a_as_b + self.b_as_a
 
+    def describe(self, class_names: list[str]) -> str:
+        """'3 mistakes: 1 read as 7: once; 7 read as 1: twice' - each count set apart from the
+        class names, which may be digits themselves."""
+        a, b = class_names[self.a], class_names[self.b]
+        ways = [f"{true} read as {predicted}: {_times(count)}"
+                for true, predicted, count in ((a, b, self.a_as_b), (b, a, self.b_as_a)) if count]
+        return f"{self.total} mistake{'s' * (self.total != 1)}: " + "; ".join(ways)
+
+
+def _times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
+
 
 @dataclass
 class Mistake:

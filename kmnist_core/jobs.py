@@ -1,5 +1,11 @@
 """Background training jobs: a queue per device, one job running at a time on each.
 
+One at a time matters most on the CPU: two trainings there share the cores, and two
+processes' worth of threads on two cores run each other ten to twenty times slower.
+A device has one name however it was asked for (cpu and cpu:0, cuda and cuda:0), and
+its lock is held while a job trains on it, so a timing probe (estimates.py) can check
+that the device is idle and keep jobs off it while it measures.
+
 The app keeps one JobManager per process, so a job outlives page switches,
 reloads and browser tabs. Training threads never touch the UI: they write
 events into their Job under its lock, and views read `job.snapshot()`.
@@ -15,6 +21,7 @@ first, never the other way round.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import logging
@@ -122,6 +129,16 @@ class Job:
 Executor = Callable[..., Outcome]
 
 
+def device_key(name: str) -> str:
+    """The one name of the device a config's `device` setting trains on: "cpu" for cpu or
+    cpu:0, "cuda:0" for cuda or cuda:0, "mps"."""
+    import torch
+    device = training.pick_device(name)
+    if device.type == "cuda":
+        return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+    return device.type  # a process has one CPU device and one MPS device, whatever the index
+
+
 class JobManager:
     def __init__(self, runs_dir=None, executor: Executor = training.train):
         self.runs_dir = runs_dir
@@ -130,11 +147,12 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._numbers = itertools.count(1)
         self._workers: dict[str, threading.Thread] = {}
+        self._busy: dict[str, threading.Lock] = {}  # per device: held while a job (or a probe) uses it
 
     def submit(self, config: TrainConfig) -> Job:
         """Queue a run; raises ValueError at once for a configuration no run can use."""
         config.validate()
-        device = str(training.pick_device(config.device))
+        device = device_key(config.device)
         with self._lock:
             number = next(self._numbers)
             job = Job(f"job-{number}", config, device, number)
@@ -164,6 +182,26 @@ class JobManager:
 
     def active(self) -> list[Job]:
         return [j for j in self.jobs() if j.is_active()]
+
+    def running_on(self, device: str) -> Job | None:
+        """The job training on the device now (see device_key), if any."""
+        return next((j for j in self.jobs() if j.device == device and j.snapshot().status == "running"), None)
+
+    @contextlib.contextmanager
+    def device_if_idle(self, device: str):
+        """Yields True, with no job able to start on the device until the block ends, when no job
+        is training on it; else yields False at once. For measuring the device undisturbed."""
+        lock = self._device_lock(device)
+        idle = lock.acquire(blocking=False)
+        try:
+            yield idle
+        finally:
+            if idle:
+                lock.release()
+
+    def _device_lock(self, device: str) -> threading.Lock:
+        with self._lock:
+            return self._busy.setdefault(device, threading.Lock())
 
     def queue_position(self, job: Job) -> int | None:
         """1 for the next job to start on its device, None unless queued (a snapshot will do)."""
@@ -226,9 +264,11 @@ class JobManager:
                 self._lock.wait()
 
     def _work(self, device: str) -> None:
+        busy = self._device_lock(device)
         while True:
             job = self._next(device)
-            self._run(job)
+            with busy:
+                self._run(job)
             with self._lock:
                 self._forget_old_jobs()
                 self._lock.notify_all()

@@ -39,7 +39,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from . import models
 from .config import TrainConfig
-from .data import Normalization, is_kana
+from .data import DATASETS, Normalization, is_kana
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +307,16 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("KMNIST_RUNS_DIR", "checkpoints"))
 
 
+# The models that ship with the app are part of the install, not of the user's runs folder:
+# listed wherever the runs folder is ($KMNIST_SHIPPED_DIR moves them, for tests and packagers).
+INSTALL_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+SHIPPED_PREFIX = "shipped-"
+
+
+def shipped_dir() -> Path:
+    return Path(os.environ.get("KMNIST_SHIPPED_DIR", INSTALL_CHECKPOINTS))
+
+
 def new_run_id(config: TrainConfig) -> str:
     dataset = Path(config.dataset).name.lower() if config.dataset else "data"
     return f"{datetime.now():%Y%m%d-%H%M%S}-{dataset}-{config.arch}-{secrets.token_hex(2)}"
@@ -449,6 +459,33 @@ class Run:
         return self.record.shipped
 
     @property
+    def attribution(self) -> str:
+        """The credit line its dataset's licence asks for ("" for none); records older than the
+        field get the registry's."""
+        name = self.record.dataset.name
+        return self.record.attribution or (DATASETS[name].attribution if name in DATASETS else "")
+
+    @property
+    def is_complete(self) -> bool:
+        """Trained to its last epoch and tested: a model to draw with and to evaluate."""
+        return self.status == "finished" and self.record.test is not None
+
+    @property
+    def caveat(self) -> str:
+        """What this run's weights are when it is not complete, in plain words ("" when it is)."""
+        r = self.record
+        if self.is_complete:
+            return ""
+        if self.status == "running":
+            return "still training"
+        if not self.has_weights:
+            return f"{r.reason or self.status}: no weights kept"
+        if r.best_epoch is None:  # stopped inside its first epoch: weights after a few steps
+            return f"{r.reason or self.status}: weights never validated"
+        return (f"{self.status} after {len(r.history)} of {r.config.epochs} epochs: "
+                f"the weights of epoch {r.best_epoch}, never tested")
+
+    @property
     def class_names(self) -> list[str]:
         return self.record.dataset.class_names
 
@@ -497,10 +534,14 @@ def create_run(record: RunRecord, runs_dir: Path | None = None) -> Run:
 
 
 def resolve(run: str | Path, runs_dir: Path | None = None) -> Path:
-    """A run id (folder name under runs_dir) or a path to a run folder."""
+    """A run id (folder name under runs_dir, or a shipped model's) or a path to a run folder."""
     path = Path(run)
-    if not path.is_dir():
-        path = (Path(runs_dir) if runs_dir is not None else default_runs_dir()) / str(run)
+    if path.is_dir():
+        return path
+    path = (Path(runs_dir) if runs_dir is not None else default_runs_dir()) / str(run)
+    shipped = shipped_dir() / str(run)
+    if not path.is_dir() and str(run).startswith(SHIPPED_PREFIX) and shipped.is_dir():
+        return shipped
     return path
 
 
@@ -605,17 +646,32 @@ MAX_CACHED_RECORDS = 256
 _scanned = _RecordCache(MAX_CACHED_RECORDS)
 
 
-def scan_runs(runs_dir: Path | None = None) -> tuple[list[Run], list[str]]:
-    """All readable runs, newest first, and one message for each broken folder. A folder
-    deleted while the scan runs is simply not listed. The records are shared between scans:
-    treat them as read-only (load_run gives a run of its own)."""
-    runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    runs, problems = [], []
+def _run_folders(runs_dir: Path) -> list[Path]:
+    """The user's run folders, then the install's shipped ones (once, however the runs folder
+    is set; a user's folder of the same name as a shipped one gives way to the install's)."""
     try:
         folders = sorted(p for p in runs_dir.iterdir() if not p.name.startswith("."))
     except OSError:  # no runs folder (yet), or it went away
-        return runs, problems
-    for path in folders:
+        folders = []
+    install = shipped_dir()
+    try:
+        if install.resolve() == runs_dir.resolve():
+            return folders
+        shipped = sorted(p for p in install.iterdir() if p.name.startswith(SHIPPED_PREFIX))
+    except OSError:  # an install without shipped models
+        return folders
+    names = {p.name for p in shipped}
+    return [p for p in folders if p.name not in names] + shipped
+
+
+def scan_runs(runs_dir: Path | None = None) -> tuple[list[Run], list[str]]:
+    """All readable runs of the runs folder and the install's shipped models, newest first,
+    and one message for each broken folder. A folder deleted while the scan runs is simply
+    not listed. The records are shared between scans: treat them as read-only (load_run
+    gives a run of its own)."""
+    runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    runs, problems = [], []
+    for path in _run_folders(runs_dir):
         try:
             stat = (path / RECORD).stat()
         except NotADirectoryError:
@@ -655,7 +711,24 @@ def list_runs(runs_dir: Path | None = None) -> list[Run]:
     return runs
 
 
+def complete_first(runs: list[Run]) -> list[Run]:
+    """The runs in the same order, but the complete ones before those stopped, failed or partial."""
+    return sorted(runs, key=lambda run: not run.is_complete)
+
+
+def best_run(runs: list[Run], dataset: str | None = None) -> Run | None:
+    """The model a page should open on: the most accurate complete run of `dataset` (a shipped
+    flagship until the user trains a better one), else the most accurate complete run of any
+    dataset, else the first run given (None for none). Ties go to the first listed."""
+    complete = [run for run in runs if run.is_complete]
+    preferred = [run for run in complete if run.record.dataset.name == dataset] or complete
+    best = max(preferred, key=lambda run: run.test_accuracy, default=None)
+    return best if best is not None else next(iter(runs), None)
+
+
 def rename_run(run: Run, name: str) -> None:
+    if run.shipped:
+        raise CheckpointError(f"Run '{run.id}' is a shipped model, part of the install: it cannot be renamed.")
     if not (run.path / RECORD).is_file():
         raise CheckpointError(f"Run '{run.id}' no longer exists on disk.")
     renamed = dataclasses.replace(run.record, name=name.strip())  # a scan's record is shared: not changed in place

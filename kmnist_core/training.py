@@ -125,27 +125,6 @@ def _schedule(config: TrainConfig, optimizer, total_steps: int):
     return None
 
 
-def estimate_seconds(config: TrainConfig, train_size: int, num_classes: int = 10, probe_steps: int = 5) -> float:
-    """How long `config` would train on this machine, from timing a few steps on random images."""
-    device = pick_device(config.device)
-    model = models.build(config.arch, num_classes=num_classes, dropout=config.dropout, width=config.width)
-    memory_format = torch.channels_last if models.is_convolutional(model) else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format)
-    optimizer = _optimizer(config, model)
-    generator = torch.Generator().manual_seed(0)  # leaves the global RNG of a running job alone
-    x = torch.rand(config.batch_size, 1, 28, 28, generator=generator).to(device, memory_format=memory_format)
-    y = torch.randint(0, num_classes, (config.batch_size,), generator=generator).to(device)
-    for i in range(probe_steps + 1):
-        if i == 1:  # the first step pays one-off kernel set-up
-            start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    per_step = (time.perf_counter() - start) / probe_steps
-    train_steps = int(train_size * (1 - config.val_fraction)) // config.batch_size * config.epochs
-    return per_step * train_steps * 1.1  # plus about a tenth for validation and testing
-
-
 def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
 

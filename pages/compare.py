@@ -4,6 +4,7 @@ and their per-class test accuracy side by side."""
 import streamlit as st
 
 from kmnist_core import charts, compare
+from pages.helpers.credits import runs_credits
 from pages.helpers.loaders import evaluation_on_test_set
 from pages.helpers.navigation import use_app_navigation
 from pages.helpers.run_picker import run_label, saved_runs
@@ -27,7 +28,7 @@ keep = table["dataset"].isin(datasets) & table["arch"].isin(archs)
 shown = [run for run, kept in zip(found, keep) if kept]
 
 st.dataframe(
-    table[keep], hide_index=True,
+    table[keep], hide_index=True, placeholder="—",
     column_order=("name", "status", "dataset", "arch", "parameters", "epochs", "best_val_accuracy", "test_accuracy",
                   "test_loss", "train_seconds", "images_per_second", "batch_size", "lr", "device", "created", "group"),
     column_config={
@@ -39,6 +40,7 @@ st.dataframe(
         "images_per_second": st.column_config.NumberColumn("images/s", format="%.0f"),
         "batch_size": st.column_config.NumberColumn("batch size"),
     })
+runs_credits(shown)
 st.download_button("Download as CSV", compare.runs_csv(shown), file_name="kmnist-runs.csv", mime="text/csv",
                    icon="⬇️")
 

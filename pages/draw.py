@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from kmnist_core import charts, data, drawing
+from pages.helpers.credits import run_credit
 from pages.helpers.first_model import offer_kmnist_model
 from pages.helpers.loaders import try_load_model, try_load_run_dataset
 from pages.helpers.navigation import use_app_navigation
@@ -51,8 +52,7 @@ st.caption("Draw one character in the black square, or upload a photo of one wri
 choices = usable_runs()
 offer_kmnist_model(choices)
 if not choices:
-    st.info("There is no trained model yet. Train one (a couple of minutes on a laptop), then come back "
-            "and draw.", icon="🏋️")
+    st.info("There is no trained model yet. Train one, then come back and draw.", icon="🏋️")
     st.page_link("pages/train.py", label="Train a model", icon="🏋️")
     st.stop()
 
@@ -64,6 +64,7 @@ class_names = run.class_names
 is_kana = run.record.dataset.is_kana
 st.caption(f"This model knows {len(class_names)} classes of {run.record.dataset.display_name}: "
            + ", ".join(class_names) + ". Whatever you draw, it answers with one of them.")
+run_credit(run)
 
 source = st.radio("Input", SOURCES, horizontal=True, key="draw_source", label_visibility="collapsed")
 input_col, seen_col, answer_col = st.columns([1.15, 0.85, 1.3], gap="medium")

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from kmnist_core import charts, data, models
+from pages.helpers.credits import run_credit
 from pages.helpers.first_model import offer_kmnist_model
 from pages.helpers.formatting import duration
 from pages.helpers.loaders import evaluation_on_test_set, try_load_model, try_load_run_dataset
@@ -25,11 +26,32 @@ if run is None:
     st.stop()
 
 record = run.record
+info = data.DATASETS.get(record.dataset.name)
+run_credit(run)
+if run.caveat:
+    st.warning(f"Not a finished model: {run.caveat}.", icon="⏹️")
+
+
+def validation_metric(column) -> None:
+    """The best epoch's validation accuracy: the figure the epoch was chosen by."""
+    if record.best_val_accuracy is None:
+        column.metric("Validation accuracy", "—", help="This run was never validated.")
+        return
+    column.metric("Validation accuracy", f"{record.best_val_accuracy:.2%}",
+                  help=f"Epoch {record.best_epoch} of {len(record.history)}, the best on the "
+                       + (f"{record.dataset.val_size:,} " if record.dataset.val_size else "")
+                       + "images held out of the training set; the saved weights are that epoch's.")
+
+
 model = try_load_model(run)
 report = evaluation_on_test_set(run) if model is not None else None
 if report is None:  # the reason is shown above; what run.json recorded is still worth showing
+    left, right = st.columns(2)
+    validation_metric(left)
     if record.test is not None:
-        st.metric("Test accuracy (recorded at the end of training)", f"{record.test.accuracy:.2%}")
+        right.metric("Test accuracy (recorded at the end of training)", f"{record.test.accuracy:.2%}")
+    if info is not None and info.test_set_note:
+        st.caption(info.test_set_note)
     if record.history:
         st.plotly_chart(charts.training_curves(record.history), key="eval_curves")
     st.stop()
@@ -38,16 +60,20 @@ names = report.class_names
 
 if run.shipped:
     st.caption("📦 A model shipped with KMNIST Lab.")
-if record.dataset.name in data.DATASETS and data.DATASETS[record.dataset.name].warning:
-    st.caption(f"⚠️ {data.DATASETS[record.dataset.name].warning}")
+if info is not None and info.warning:
+    st.caption(f"⚠️ {info.warning}")
 m1, m2, m3, m4, m5 = st.columns(5)
-m1.metric("Test accuracy", f"{report.accuracy:.2%}")
-m2.metric("Test loss", f"{report.loss:.4f}")
-m3.metric("Parameters", f"{record.model.parameters:,}")
-m4.metric("Epochs", len(record.history))
+validation_metric(m1)
+m2.metric("Test accuracy", f"{report.accuracy:.2%}",
+          help="The official test set, scored with the saved weights; never used to choose them.")
+m3.metric("Test loss", f"{report.loss:.4f}")
+m4.metric("Parameters", f"{record.model.parameters:,}")
 m5.metric("Training time", duration(record.timings.train_seconds if record.timings is not None else None))
+if info is not None and info.test_set_note:
+    st.caption(info.test_set_note)
 st.caption(f"{record.dataset.display_name} · {record.config.arch} — {record.model.description} · "
-           f"{len(report.labels):,} test images · trained on {record.device or '?'} · status {run.status}")
+           f"{len(record.history)} epochs · {len(report.labels):,} test images · trained on {record.device or '?'} · "
+           f"status {run.status}")
 
 if record.history:
     st.subheader("Training curves")
@@ -63,8 +89,7 @@ if not pairs:
     st.success("No confusions at all on the test set.")
 for rank, pair in enumerate(pairs, 1):
     a, b = names[pair.a], names[pair.b]
-    st.markdown(f"**{rank}. {a} ↔ {b}** — {pair.total} mistakes: {pair.a_as_b} {a} read as {b}, "
-                f"{pair.b_as_a} {b} read as {a}")
+    st.markdown(f"**{rank}. {a} ↔ {b}** — {pair.describe(names)}")
     if dataset is not None:
         left, right = st.columns(2)
         for column, true, predicted in ((left, pair.a, pair.b), (right, pair.b, pair.a)):

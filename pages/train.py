@@ -1,12 +1,15 @@
 """Train: configure a run, launch it as a background job, watch it live, stop it;
 or pick a saved run to evaluate, rename or delete."""
 
+import zlib
+
 import pandas as pd
 import streamlit as st
 
 from kmnist_core import charts, data, models, runs
 from kmnist_core.config import DEVICES, TrainConfig
 from pages.helpers.background_jobs import STATUS_ICONS, job_manager, watch_jobs
+from pages.helpers.credits import runs_credits
 from pages.helpers.formatting import duration, when
 from pages.helpers.navigation import use_app_navigation
 from pages.helpers.run_picker import SELECTED_RUN, saved_runs, select_run
@@ -15,6 +18,7 @@ from pages.helpers.settings import setting_input
 use_app_navigation()
 
 OWN_DATA = "own"
+JOB_PICKER = "train_job"  # the live panel's select box: its state is the watched job
 DEFAULTS = TrainConfig()
 CHART_SECONDS = 5.0  # the chart is the costly part to redraw: the browser shares the CPU with training
 
@@ -97,7 +101,7 @@ def submit(config: TrainConfig) -> None:
     except ValueError as error:
         st.error(str(error))
         return
-    st.session_state["watched_job"] = job.id
+    st.session_state[JOB_PICKER] = job.id  # the live panel shows the new job (drawn after this)
     st.session_state.pop("download_offer", None)
 
 
@@ -140,12 +144,41 @@ def show_progress(snapshots) -> None:
         m3.metric("Time taken", duration(snap.ended - snap.started))
     elif snap.status == "failed":
         st.error(f"The run failed: {snap.message}")
-    elif snap.status in ("stopped", "cancelled"):
-        st.warning(f"The run was {snap.status}: {snap.message}. "
-                   + ("Its best checkpoint so far is saved." if snap.status == "stopped" else ""))
-    if snap.run_id and snap.status in ("finished", "stopped"):
+    elif snap.status == "cancelled":
+        st.warning(f"The run was cancelled: {snap.message}.")
+    elif snap.status == "stopped":
+        kept = kept_run(snap)
+        st.warning(f"The run was stopped ({snap.message}). " + what_was_kept(snap, kept))
+        if kept is not None:
+            # Chosen on the click only: merely shown here, a broken-off run must not become every page's model.
+            if st.button("Evaluate what was kept →", icon="🔎", key=f"evaluate-{snap.id}", on_click=select_run,
+                         args=(snap.run_id,)):
+                st.switch_page("pages/evaluate.py")
+    if snap.run_id and snap.status == "finished":
         select_run(snap.run_id)  # for the link
         st.page_link("pages/evaluate.py", label="Evaluate this run →", icon="🔎")
+
+
+def kept_run(snap) -> runs.Run | None:
+    """The run a stopped job left, if it kept any weights."""
+    if not snap.run_id:
+        return None
+    try:
+        run = runs.load_run(snap.run_id, manager.runs_dir)
+    except runs.CheckpointError:
+        return None
+    return run if run.has_weights else None
+
+
+def what_was_kept(snap, run: runs.Run | None) -> str:
+    if run is None:
+        return "Nothing was kept."
+    record = run.record
+    if record.best_epoch is None:
+        return (f"Kept: the weights after {snap.step} training steps, never validated: it stopped before its first "
+                "epoch ended. The lists mark such a run, and pages open on finished models first.")
+    return (f"Kept: the weights of epoch {record.best_epoch} (validation accuracy {record.best_val_accuracy:.2%}), "
+            f"the best of the {len(record.history)} epochs it finished; not tested, as only a finished run is.")
 
 
 def show_curves(snapshots) -> None:
@@ -161,11 +194,12 @@ def live_panel() -> None:
         return
     st.subheader("Training jobs")
     ids = list(jobs)
-    watched = st.session_state.get("watched_job")
-    # Labels must not change while a job runs (a changed option list resets the widget).
-    chosen = st.selectbox("Job", ids, index=ids.index(watched) if watched in ids else 0, key="train_job",
+    # The widget's state is the one record of the watched job (submit sets it to a new job): a
+    # changing `index` would fight the user's choice. Labels stay the same while a job runs.
+    if st.session_state.get(JOB_PICKER) not in ids:
+        st.session_state[JOB_PICKER] = ids[0]
+    chosen = st.selectbox("Job", ids, key=JOB_PICKER,
                           format_func=lambda i: f"{i}: {jobs[i].config.arch} on {jobs[i].config.dataset}")
-    st.session_state["watched_job"] = chosen
     # Only these two views refresh while the job is active, each at its own pace.
     watch_jobs([jobs[chosen]], show_progress, (show_curves, CHART_SECONDS))
 
@@ -183,16 +217,20 @@ def saved_runs_table() -> None:
         "run": ("📦 " if r.shipped else "") + r.name,
         "dataset": r.record.dataset.display_name,
         "architecture": r.config.arch,
-        "date": when(r.record.created),
-        "epochs": len(r.record.history),
-        "best val": r.record.best_val_accuracy,
         "test": r.test_accuracy,
-        "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}",
+        "best val": r.record.best_val_accuracy,
+        "status": f"{STATUS_ICONS.get(r.status, '')} {r.caveat or r.status}",
+        "epochs": len(r.record.history),
+        "date": when(r.record.created),
     } for r in found])
+    # A selection is a row number: keyed by the listed runs, the table starts unselected whenever
+    # the list changes (a run deleted or added), rather than selecting whichever run moved there.
+    listed = zlib.crc32(" ".join(r.id for r in found).encode())
     selection = st.dataframe(
-        table, hide_index=True, on_select="rerun", selection_mode="single-row", key="runs_table",
-        column_config={"best val": st.column_config.NumberColumn(format="percent"),
-                       "test": st.column_config.NumberColumn(format="percent")})
+        table, hide_index=True, on_select="rerun", selection_mode="single-row", key=f"runs_table_{listed:08x}",
+        placeholder="—", column_config={"best val": st.column_config.NumberColumn(format="percent"),
+                                        "test": st.column_config.NumberColumn(format="percent")})
+    runs_credits(found)
     rows = selection.selection.rows
     if not rows:
         st.caption("Select a run to evaluate, rename or delete it.")
@@ -202,6 +240,9 @@ def saved_runs_table() -> None:
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     c1.page_link("pages/evaluate.py", label=f"Evaluate {run.name} →", icon="🔎")
     c1.page_link("pages/draw.py", label="Draw with it →", icon="✏️")
+    if run.shipped:
+        c2.caption("📦 A model shipped with the app: part of the install, it cannot be renamed or deleted.")
+        return
     new_name = c2.text_input("Name", value=run.name, key=f"name-{run.id}")
     if c2.button("Rename", key=f"rename-{run.id}") and new_name.strip():
         try:
@@ -210,9 +251,7 @@ def saved_runs_table() -> None:
             st.error(str(error))
         else:
             st.rerun()
-    if run.shipped:
-        c3.caption("Shipped model: cannot be deleted.")
-    elif c3.button("Delete…", key=f"delete-{run.id}"):
+    if c3.button("Delete…", key=f"delete-{run.id}"):
         confirm_delete(run)
 
 

@@ -3,6 +3,7 @@ test exercises the same loading path as the real data and none needs the network
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -54,6 +55,21 @@ def data_root(tmp_path_factory) -> Path:
     write_dataset(root / "MNIST", seed=0)
     write_dataset(root / "KMNIST", seed=10)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_shipped_models(tmp_path_factory):
+    """Each test sees only the runs it makes: the install's shipped models, always listed beside
+    the runs folder, are looked for in an empty folder instead (set for the whole session, so the
+    app servers of the browser tests inherit it). Tests of the shipped models point
+    KMNIST_SHIPPED_DIR back at them."""
+    before = os.environ.get("KMNIST_SHIPPED_DIR")
+    os.environ["KMNIST_SHIPPED_DIR"] = str(tmp_path_factory.mktemp("no-shipped-models"))
+    yield
+    if before is None:
+        del os.environ["KMNIST_SHIPPED_DIR"]
+    else:
+        os.environ["KMNIST_SHIPPED_DIR"] = before
 
 
 @pytest.fixture

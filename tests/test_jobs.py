@@ -1,6 +1,8 @@
 import dataclasses
 import threading
 
+import pytest
+
 from kmnist_core.config import TrainConfig
 from kmnist_core.jobs import JobManager
 from kmnist_core.runs import TestResult
@@ -146,3 +148,96 @@ def test_submit_stop_and_snapshot_from_many_threads(runs_dir):
     assert cancelled.isdisjoint(ran) and len(ran) == len(set(ran)) == 100 - len(cancelled)
     assert {j.status for j in jobs} <= {"finished", "stopped", "cancelled"}
     assert all(j.started is None or j.started <= j.ended for j in jobs)
+
+
+class Blocking:
+    """An executor that reports steps at a given speed and trains until stopped."""
+
+    def __init__(self, images_per_second: float = 0.0, steps: int = 0):
+        self.images_per_second, self.steps = images_per_second, steps
+        self.running, self.overlapped = 0, False
+        self.lock = threading.Lock()
+
+    def __call__(self, config, on_event, stop, runs_dir):
+        from kmnist_core import training
+        with self.lock:
+            self.running += 1
+            self.overlapped |= self.running > 1
+        try:
+            on_event(training.RunStarted("run", "", config.epochs, 100, 1, "cpu"))
+            for step in range(1, self.steps + 1):
+                on_event(training.Step(1, step, 100, 1.0, 0.001, self.images_per_second, step / 10))
+            stop.wait(10)
+            return Finished()
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_two_jobs_never_train_at_once_on_the_cpu_however_it_is_named(runs_dir):
+    """Two trainings sharing two cores run each other many times slower: one device, one queue."""
+    executor = Blocking()
+    manager = JobManager(runs_dir, executor=executor)
+    first = manager.submit(TrainConfig(device="cpu"))
+    second = manager.submit(TrainConfig(device="cpu:0"))
+    threading.Event().wait(0.5)
+    assert first.device == second.device == "cpu"
+    assert [first.status, second.status] == ["running", "queued"] and manager.queue_position(second) == 1
+    manager.stop(first.id)
+    while executor.running == 0 or first.is_active():  # the second starts once the first has ended
+        threading.Event().wait(0.01)
+    manager.stop(second.id)
+    assert manager.wait(second, timeout=10) and not executor.overlapped
+
+
+def test_time_estimates_are_measured_once_and_never_while_a_job_trains(runs_dir, monkeypatch):
+    """Issue 12, item 13: estimates timed a probe on the cores a job was training on, and read
+    differently at each visit."""
+    from kmnist_core import estimates
+    monkeypatch.setattr(estimates, "_speeds", {})
+    probes = []
+
+    def probe(config, *args, **kwargs):
+        probes.append(config.arch)
+        return 1000.0 * len(probes)  # a different figure at every probe
+
+    monkeypatch.setattr(estimates, "probe", probe)
+    executor = Blocking(images_per_second=500.0, steps=estimates.MIN_MEASURED_STEPS)
+    manager = JobManager(runs_dir, executor=executor)
+    quick = TrainConfig(dataset="kmnist", epochs=2, device="cpu")
+    images = estimates.training_images(quick, 60000)
+    assert images == 54000 // 128 * 128 * 2
+
+    running = manager.submit(dataclasses.replace(quick, dataset="mnist"))  # the same recipe on another dataset
+    while running.snapshot().step < estimates.MIN_MEASURED_STEPS:
+        threading.Event().wait(0.01)
+    # the running job's own speed, not a probe on the cores it trains on
+    assert estimates.estimate_seconds(quick, 60000, manager) == pytest.approx(images / 500 * 1.1)
+    # another recipe has no measured speed: no estimate while the job trains, and no probe
+    lenet = dataclasses.replace(quick, arch="lenet")
+    assert estimates.estimate_seconds(lenet, 60000, manager) is None and probes == []
+    manager.stop(running.id)
+    assert manager.wait(running, timeout=10)
+    # the device is free: one probe, then the same figure at every visit
+    first = estimates.estimate_seconds(lenet, 60000, manager)
+    assert first == pytest.approx(images / 1000 * 1.1) and probes == ["lenet"]
+    assert estimates.estimate_seconds(dataclasses.replace(lenet, epochs=4, seed=3), 60000, manager) == \
+        pytest.approx(2 * first)
+    assert estimates.estimate_seconds(lenet, 60000, manager) == first and probes == ["lenet"]
+    assert estimates.estimate_seconds(quick, 60000, manager) == pytest.approx(images / 500 * 1.1)
+
+
+def test_a_probe_keeps_jobs_off_the_device_while_it_measures(runs_dir):
+    executor = Blocking()
+    manager = JobManager(runs_dir, executor=executor)
+    with manager.device_if_idle("cpu") as idle:
+        assert idle
+        job = manager.submit(TrainConfig(device="cpu"))
+        threading.Event().wait(0.3)
+        assert executor.running == 0  # waits for the probe to end
+    while executor.running == 0:
+        threading.Event().wait(0.01)
+    with manager.device_if_idle("cpu") as idle:
+        assert not idle
+    manager.stop(job.id)
+    assert manager.wait(job, timeout=10)

@@ -166,3 +166,16 @@ def test_the_sweep_page_rereads_only_the_runs_that_changed(two_runs, monkeypatch
     runs.rename_run(two_runs[0], "renamed")
     at.run()
     assert len(parsed) == 1
+
+
+def test_data_page_without_any_dataset_does_not_say_choose_another(app_env, tmp_path, monkeypatch):
+    """Issue 12, item 18: "Choose another dataset" when there was none to choose."""
+    at = open_page("pages/dataset.py")
+    at.selectbox(key="data_dataset").set_value("fashion").run()   # absent, but the others are here
+    assert any("Choose another dataset" in c.value for c in at.caption)
+    monkeypatch.setenv("KMNIST_DATA_ROOT", str(tmp_path / "no-data-at-all"))
+    at = open_page("pages/dataset.py")
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert not any("Choose another dataset" in c for c in captions)
+    assert any("None of the datasets is on this machine yet" in c for c in captions)

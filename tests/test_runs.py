@@ -355,3 +355,78 @@ def test_kill_9_during_cli_runs_leaves_every_run_loadable_or_skipped(data_root, 
         if run.has_weights:
             runs.load_model(run)
     assert not list(runs_dir.glob("*/.*.tmp"))  # the scan removed what the kills left
+
+
+INSTALL_CHECKPOINTS = runs.INSTALL_CHECKPOINTS
+SHIPPED_IDS = sorted(p.name for p in INSTALL_CHECKPOINTS.glob("shipped-*"))
+
+
+def test_shipped_models_are_listed_wherever_the_runs_folder_is(trained_run, runs_dir, tmp_path, monkeypatch,
+                                                                  capsys):
+    """Issue 12, item 1: with the runs folder moved, the shipped models were listed nowhere."""
+    from kmnist_core.cli import main
+    monkeypatch.setenv("KMNIST_SHIPPED_DIR", str(INSTALL_CHECKPOINTS))  # the install's own (conftest hides them)
+    listed = runs.list_runs(runs_dir)
+    assert [r.id for r in listed if not r.shipped] == [trained_run.id]
+    assert sorted(r.id for r in listed if r.shipped) == SHIPPED_IDS and SHIPPED_IDS
+    elsewhere = tmp_path / "nothing-here-yet"
+    assert sorted(r.id for r in runs.list_runs(elsewhere)) == SHIPPED_IDS
+    assert main(["list", "--runs-dir", str(elsewhere)]) == 0
+    out = capsys.readouterr().out
+    assert "no runs in" not in out and all(f"[shipped] {run_id}: finished" in out for run_id in SHIPPED_IDS)
+    # reached by id from any runs folder, and still protected
+    shipped = runs.load_run(SHIPPED_IDS[0], elsewhere)
+    assert shipped.path == INSTALL_CHECKPOINTS / SHIPPED_IDS[0]
+    with pytest.raises(runs.CheckpointError, match="shipped"):
+        runs.delete_run(shipped)
+    with pytest.raises(runs.CheckpointError, match="shipped"):
+        runs.rename_run(shipped, "mine now")
+    assert runs.load_run(SHIPPED_IDS[0], elsewhere).name == shipped.name
+    # listed once: when the runs folder is the install's own, and beside a user's copy of one
+    assert sorted(r.id for r in runs.list_runs(INSTALL_CHECKPOINTS)) == SHIPPED_IDS
+    import shutil
+    shutil.copytree(INSTALL_CHECKPOINTS / SHIPPED_IDS[0], runs_dir / SHIPPED_IDS[0])
+    ids = [r.id for r in runs.list_runs(runs_dir)]
+    assert sorted(ids) == sorted([trained_run.id, *SHIPPED_IDS])
+    assert next(r for r in runs.list_runs(runs_dir) if r.id == SHIPPED_IDS[0]).path.parent == INSTALL_CHECKPOINTS
+
+
+def record_of(trained_run, dataset: str, status: str = "finished", test: float | None = 0.9,
+              best_epoch: int | None = 2, reason: str = ""):
+    return dataclasses.replace(
+        trained_run.record, dataset=dataclasses.replace(trained_run.record.dataset, name=dataset),
+        status=status, reason=reason, best_epoch=best_epoch,
+        test=runs.TestResult(0.3, test) if test is not None else None)
+
+
+def test_pages_open_on_the_best_complete_model_of_their_dataset(trained_run, runs_dir):
+    """Issue 12, item 4: the newest run, even one stopped after a few steps, was every page's model."""
+    def run(name, *args, **kwargs):
+        path = runs_dir / name
+        if not path.exists():
+            import shutil
+            shutil.copytree(trained_run.path, path)
+        return runs.Run(path, record_of(trained_run, *args, **kwargs))
+
+    mnist_best = run("mnist-best", "mnist", test=0.99)
+    mnist_sweep = run("mnist-1-epoch", "mnist", test=0.80)
+    stopped = run("kmnist-stopped", "kmnist", status="stopped", test=None, best_epoch=None,
+                  reason="stopped at epoch 1, step 21")
+    partial = run("kmnist-partial", "kmnist", status="stopped", test=None, best_epoch=1, reason="stopped at epoch 2")
+    newest_first = [stopped, partial, mnist_sweep, mnist_best]
+    # no finished KMNIST model yet: the best finished model of another dataset, never a broken-off one
+    assert runs.best_run(newest_first, "kmnist") is mnist_best
+    flagship = run("kmnist-flagship", "kmnist", test=0.99)
+    quick = run("kmnist-quick", "kmnist", test=0.96)
+    assert runs.best_run([quick, *newest_first, flagship], "kmnist") is flagship
+    better = run("kmnist-better", "kmnist", test=0.995)
+    assert runs.best_run([quick, better, flagship], "kmnist") is better
+    assert runs.best_run([stopped], "kmnist") is stopped and runs.best_run([], "kmnist") is None
+    # listed after the complete ones, in their order, and marked with what their weights are
+    ordered = runs.complete_first([stopped, quick, partial, flagship])
+    assert ordered == [quick, flagship, stopped, partial]
+    assert [r.caveat for r in ordered] == [
+        "", "", "stopped at epoch 1, step 21: weights never validated",
+        "stopped after 2 of 2 epochs: the weights of epoch 1, never tested"]
+    (runs_dir / "kmnist-partial" / runs.WEIGHTS).unlink()
+    assert partial.caveat == "stopped at epoch 2: no weights kept"

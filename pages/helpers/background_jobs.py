@@ -7,7 +7,6 @@ from typing import Callable
 import streamlit as st
 
 from kmnist_core.jobs import Job, JobManager
-from pages.helpers.run_picker import select_run
 
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌",
                 "cancelled": "🚫", "interrupted": "⚠️"}
@@ -22,30 +21,25 @@ def job_manager() -> JobManager:
     return JobManager()
 
 
-def watch_jobs(jobs: list[Job], *views: View | tuple[View, float], select_new_run: bool = False) -> None:
+def watch_jobs(jobs: list[Job], *views: View | tuple[View, float]) -> None:
     """Draw each view of the jobs (it gets their snapshots) now and, while any job is queued
     or running, again every REFRESH_SECONDS (or the period given with the view), redrawing
     only the view itself. When the last job ends, the first view reruns the whole page once,
-    which draws everything in its final state with no timer left; with `select_new_run`, the
-    pickers then show the run the last job made ("switch to the new model")."""
+    which draws everything in its final state with no timer left."""
     live = any(job.is_active() for job in jobs)
     if live:
         _quiet_busy_animations()
     for index, view in enumerate(views):
         draw, every = view if isinstance(view, tuple) else (view, REFRESH_SECONDS)
-        _live_view(jobs, draw, every if live else None, rerun_when_done=live and index == 0,
-                   select_new_run=select_new_run)
+        _live_view(jobs, draw, every if live else None, rerun_when_done=live and index == 0)
 
 
-def _live_view(jobs: list[Job], draw: View, every: float | None, rerun_when_done: bool, select_new_run: bool) -> None:
+def _live_view(jobs: list[Job], draw: View, every: float | None, rerun_when_done: bool) -> None:
     @st.fragment(run_every=every)
     def view() -> None:
         snapshots = [job.snapshot() for job in jobs]
         draw(snapshots)
         if rerun_when_done and not any(snap.active for snap in snapshots):
-            made = [snap.run_id for snap in snapshots if snap.run_id and snap.status in ("finished", "stopped")]
-            if select_new_run and made:
-                select_run(made[-1])
             st.rerun()  # the whole page: no timer afterwards, and the new run listed
     view()
 
