@@ -159,7 +159,7 @@ class RedrawnSet:
     sources: torch.Tensor      # (M,) index of the test image each one re-draws
 
 
-def _draw_skeleton(skeleton: np.ndarray, pen_width: int, rng: np.random.Generator) -> np.ndarray | None:
+def draw_skeleton(skeleton: np.ndarray, pen_width: int, rng: np.random.Generator) -> np.ndarray | None:
     """One (28, 28) boolean skeleton drawn on a black 280x280 canvas with a white round pen,
     its ink filling 60-90% of the canvas, somewhere on it: None for an empty skeleton."""
     ys, xs = np.nonzero(skeleton)
@@ -199,7 +199,7 @@ def redrawn_test_set(images: torch.Tensor, labels: torch.Tensor, pen_widths: tup
     out, kept_labels, widths, sources = [], [], [], []
     for index in range(len(images)):
         for pen_width in pen_widths:
-            canvas = _draw_skeleton(skeleton[index], pen_width, rng)
+            canvas = draw_skeleton(skeleton[index], pen_width, rng)
             prepared = prepare_drawing(canvas, framing, pen_width=pen_width) if canvas is not None else None
             if prepared is not None:
                 out.append(prepared)
