@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import secrets
@@ -45,6 +46,8 @@ from sklearn.covariance import LedoitWolf
 from torch import nn
 
 from .data import Normalization, Splits
+
+log = logging.getLogger(__name__)
 
 FILE = "novelty.safetensors"
 VERSION = "4-detector-fisher-1"
@@ -266,15 +269,19 @@ def load_for_run(run_path: str | Path, model: nn.Module) -> NoveltyStats | None:
 
 
 def fit_for_run(run, data_root: str | None = None) -> NoveltyStats:
-    """Fit and save the statistics of an existing run from its dataset (the same split it was
-    trained with). Raises DatasetUnavailable without the data, CheckpointError for a broken run."""
+    """Fit the statistics of an existing run from its dataset (the same split it was trained
+    with) and save them beside its weights; where the folder is read-only they are only
+    returned. Raises DatasetUnavailable without the data, CheckpointError for a broken run."""
     from . import data, runs
     model = runs.load_model(run)
     config = run.config
     splits = data.make_splits(data.load_dataset(run.record["dataset"]["name"], data_root, download=False),
                               config.val_fraction, config.seed)
     stats = fit_for_splits(model, splits, config.seed)
-    stats.save(run.path / FILE)
+    try:
+        stats.save(run.path / FILE)
+    except OSError as error:
+        log.warning("could not save %s for run %s: %s", FILE, run.id, error)
     return stats
 
 
@@ -292,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run = runs.load_run(name, args.runs_dir)
             fit_for_run(run, args.data_root)
-            print(f"{run.id}: saved {run.path / FILE}")
+            print(f"{run.id}: saved {run.path / FILE}" if (run.path / FILE).is_file() else
+                  f"{run.id}: fitted, but {run.path} is read-only: nothing saved")
         except (ValueError, OSError, runs.CheckpointError, data.DatasetUnavailable) as error:
             print(f"error: {name}: {error}", file=sys.stderr)
             status = 2
