@@ -21,14 +21,15 @@ letters of other scripts and near-blank sketches; the four together flag about 9
 (see benchmarks/draw_recognition.py for the figures of every shipped model).
 
 The statistics are saved beside a run's weights as novelty.safetensors (tensors and
-string metadata only: nothing is unpickled). The trainer fits them at the end of
-training (`fit_for_splits(model, splits).save(run.path / FILE)`); for older runs,
+string metadata only: nothing is unpickled), marked with the weights they fit. The trainer
+fits them at the end of training (`save_for_run(fit_for_splits(model, splits), run.path)`); for older runs,
 `python -m kmnist_core.novelty RUN`, or the Draw page when the data is there.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 from sklearn.covariance import LedoitWolf
 from torch import nn
 
@@ -146,6 +147,7 @@ class NoveltyStats:
     tensors: dict[str, torch.Tensor]     # "<detector index>.<name>": means, whitening, bank, reference
     threshold: float                     # on the Fisher combination of the detectors' p-values
     flagged_share: float
+    weights: str = ""                    # the SHA-256 of the weights they were fitted for, when known
 
     def _p_values(self, found: dict[str, torch.Tensor]) -> torch.Tensor:
         """(N, 4): each detector's score as the share of held-out images scoring at least as high."""
@@ -173,12 +175,16 @@ class NoveltyStats:
         tensors = {name: (t.half() if name.endswith("bank") else t.float()).contiguous()
                    for name, t in self.tensors.items()}
         metadata = {"version": VERSION, "detectors": json.dumps(DETECTORS), "threshold": repr(self.threshold),
-                    "flagged_share": repr(self.flagged_share)}
-        # A new name in the same folder, made with the usual permissions (mkstemp's are owner-only:
-        # other users of a classroom server could not read the file).
+                    "flagged_share": repr(self.flagged_share), "weights": self.weights}
+        # Serialised here and written with open(), so the file gets the usual permissions
+        # (safetensors' save_file makes it owner-only: other users of a classroom server could not read it).
+        content = safetensors_bytes(tensors, metadata=metadata)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            save_file(tensors, tmp, metadata=metadata)
+            with open(tmp, "wb") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -202,7 +208,7 @@ class NoveltyStats:
             threshold = share = float("nan")
         if not np.isfinite(threshold):
             raise NoveltyError(f"{path}: its threshold is missing or not a number; fit it again.")
-        return cls(tensors, threshold, share)
+        return cls(tensors, threshold, share, metadata.get("weights", ""))
 
     def fits(self, model: nn.Module) -> bool:
         """Whether these statistics were made for a model of this shape (the sizes of its activations)."""
@@ -257,12 +263,28 @@ def fit_for_splits(model: nn.Module, splits: Splits, seed: int = 0) -> NoveltySt
     return fit(model, splits.normalization, train_images, train_labels, held_out, splits.info.num_classes, seed=seed)
 
 
+def weights_digest(run_path: str | Path) -> str:
+    """The SHA-256 of a run's weights file: which weights a run's statistics belong to."""
+    from .runs import WEIGHTS
+    return hashlib.sha256((Path(run_path) / WEIGHTS).read_bytes()).hexdigest()
+
+
+def save_for_run(stats: NoveltyStats, run_path: str | Path) -> None:
+    """Save the statistics beside the run's weights, marked with which weights they fit.
+    The trainer calls this once training is over: save_for_run(fit_for_splits(model, splits), run.path)."""
+    stats.weights = weights_digest(run_path)
+    stats.save(Path(run_path) / FILE)
+
+
 def load_for_run(run_path: str | Path, model: nn.Module) -> NoveltyStats | None:
-    """The run's saved statistics; None when it has none. NoveltyError when they are unusable."""
+    """The run's saved statistics; None when it has none, or only some for other weights (the
+    run trained on after they were fitted). NoveltyError when they are unusable."""
     path = Path(run_path) / FILE
     if not path.is_file():
         return None
     stats = NoveltyStats.load(path)
+    if stats.weights and stats.weights != weights_digest(run_path):
+        return None
     if not stats.fits(model):
         raise NoveltyError(f"{path} was made for another model; fit it again.")
     return stats
@@ -279,7 +301,7 @@ def fit_for_run(run, data_root: str | None = None) -> NoveltyStats:
                               config.val_fraction, config.seed)
     stats = fit_for_splits(model, splits, config.seed)
     try:
-        stats.save(run.path / FILE)
+        save_for_run(stats, run.path)
     except OSError as error:
         log.warning("could not save %s for run %s: %s", FILE, run.id, error)
     return stats

@@ -1,5 +1,7 @@
 """"I'm not sure this is one of my classes": the detectors, their file, and how well they tell junk."""
 
+import os
+
 import pytest
 import torch
 
@@ -46,6 +48,7 @@ def test_the_statistics_survive_their_file_and_bad_files_are_refused(fitted, tmp
     images = torch.cat([splits.test_images[:50].float() / 255, junk.junk_images("scribble", 20)[0]])[:, None]
     assert torch.equal(again.flags(model, images, normalization), stats.flags(model, images, normalization))
     assert not list(tmp_path.glob("*.tmp"))
+    assert path.stat().st_mode & 0o044 == 0o044 or os.umask(os.umask(0)) & 0o044   # readable by others, as umask allows
     assert novelty.load_for_run(tmp_path, model) is not None
     assert novelty.load_for_run(tmp_path / "elsewhere", model) is None
     with pytest.raises(novelty.NoveltyError, match="another model"):
@@ -62,6 +65,16 @@ def test_the_statistics_survive_their_file_and_bad_files_are_refused(fitted, tmp
     save_file({"0.means": torch.zeros(2, 2)}, str(tmp_path / "bad" / novelty.FILE), metadata={"version": "0"})
     with pytest.raises(novelty.NoveltyError, match="another version"):
         novelty.load_for_run(tmp_path / "bad", model)
+
+
+def test_statistics_of_other_weights_are_not_used(fitted, trained_run):
+    model, normalization, splits, stats = fitted
+    novelty.save_for_run(stats, trained_run.path)
+    assert novelty.load_for_run(trained_run.path, model) is not None
+    with torch.no_grad():
+        model.head.bias += 1                              # the run trains on: new weights
+    trained_run.save_model(model)
+    assert novelty.load_for_run(trained_run.path, model) is None
 
 
 def test_the_command_line_fits_an_existing_run(trained_run, data_root, capsys):
@@ -87,3 +100,13 @@ def test_the_shipped_mnist_model_flags_junk_and_spares_real_digits():
         images, refused = junk.junk_images(kind, 100, seed=7, framing=framing.MNIST_FRAMING)
         flagged.append((stats.flags(model, images[:, None], run.normalization).sum().item() + refused) / 100)
     assert sum(flagged) / len(flagged) >= 0.85, flagged
+
+
+def test_the_recognition_benchmark_measures_every_figure(trained_run, data_root):
+    from benchmarks.draw_recognition import measure, report
+    figures = measure(trained_run, data.load_dataset("mnist", data_root), images=8, junk_per_kind=6, pen_widths=(8, 40))
+    assert set(figures.redrawn_accuracy) == {8, 40} and 0 <= figures.test_accuracy <= 1
+    assert set(figures.flagged) == {"test images", "re-drawn test images", *junk.KINDS}
+    assert all(0 <= share <= 1 for share in [*figures.flagged.values(), *figures.no_guess.values()])
+    text = report(figures)
+    assert trained_run.id in text and "pen width 8:" in text and "target >= 90%" in text
