@@ -32,12 +32,17 @@ CANVAS = "canvas[aria-label^='Drawing area']"
 STROKES = {"seven": [(0.25, 0.2), (0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)],
            "one": [(0.5, 0.12), (0.5, 0.88)]}
 
-# In the page: the time of the last pointer release, and each answer's delay after it.
+# In the page: the time a stroke ends on the canvas, and how long after it a new answer appears.
 INSTRUMENT = """() => {
     window.drawLatencies = [];
-    document.addEventListener('pointerup', () => { window.lastRelease = performance.now(); }, true);
+    document.addEventListener('pointerup', (event) => {
+        if (event.composedPath()[0].tagName !== 'CANVAS') return;     // a stroke's end, not a button's click
+        window.lastRelease = performance.now();
+        window.answerBefore = document.querySelector('.draw-answer');
+    }, true);
     new MutationObserver(() => {
-        if (window.lastRelease !== undefined && document.querySelector('.draw-answer')) {
+        const answer = document.querySelector('.draw-answer');
+        if (window.lastRelease !== undefined && answer && answer !== window.answerBefore) {
             window.drawLatencies.push(performance.now() - window.lastRelease);
             window.lastRelease = undefined;
         }
@@ -84,7 +89,7 @@ def measure(rounds: int, data_root: str) -> tuple[list[float], str]:
             page.goto(f"http://127.0.0.1:{port}/draw")
             canvas = page.locator(CANVAS)
             expect(canvas).to_be_visible(timeout=60_000)
-            model = page.get_by_test_id("stSelectbox").first.inner_text().splitlines()[-1]
+            model = page.get_by_label("Model", exact=True).input_value()
             page.evaluate(INSTRUMENT)
             for i in range(rounds + 2):                      # two warm-up rounds: caches, the novelty statistics
                 if i:

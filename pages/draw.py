@@ -90,6 +90,108 @@ def _not_sure(name: str, confidence: float) -> str:
             "probabilities below)</div>")
 
 
+@st.fragment
+def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, frame: framing.Framing,
+                       source: str, pen: int) -> None:
+    """The canvas (or the upload) and everything the model makes of it. A fragment: a stroke
+    reruns only this part of the page, not the run listing and the pickers above it, so
+    the answer follows the pen sooner."""
+    dataset_name = run.record["dataset"]["name"]
+    class_names = run.class_names
+    is_kana = dataset_name in KANA_DATASETS
+    # The canvas's column gets its full 280 px at 1024 px wide, the sidebar open.
+    input_col, seen_col, answer_col = st.columns([1.4, 0.6, 1.0], gap="medium")
+
+    image = None                     # the drawing or the decoded upload, whatever its size
+    pen_width = None                 # the drawing's pen, in its own pixels; unknown for a photo
+    problem = None                   # why an upload could not be read
+    with input_col:
+        if source == SOURCES[0]:
+            drawn = draw_canvas(pen, key="draw_canvas")
+            if drawn is not None:
+                image, pen_width = drawn.image, drawn.pen
+        else:
+            upload = st.file_uploader("A photo or scan of one character, dark on light or light on dark",
+                                      type=sorted(drawing.UPLOAD_FORMATS), key="draw_upload")
+            if upload is not None:
+                try:
+                    image = drawing.read_image_bytes(upload.getvalue())
+                except drawing.ImageProblem as error:
+                    problem = str(error)
+                    st.error(problem, icon="🚫")
+                else:
+                    st.image(image, caption=upload.name, width=240)
+
+    known = f"This model knows {len(class_names)} classes of {run.record['dataset']['display_name']}: " + \
+        ", ".join(class_names) + "."
+    fashion_note = ("Fashion-MNIST's images are filled silhouettes: fill the shape in, as a solid white area "
+                    "(outlines are mostly misread).") if dataset_name == "fashion" else ""
+
+    image28 = drawing.prepare_drawing(image, frame, pen_width=pen_width) if image is not None else None
+
+    if image28 is None:
+        with seen_col:
+            st.caption(known)
+            if fashion_note:
+                st.info(fashion_note, icon="👕")
+        with answer_col:
+            if source == SOURCES[0] and image is not None:
+                st.info("That is only a dot or a dash: draw one whole character, filling most of the square.",
+                        icon="✍️")
+            elif source == SOURCES[0]:
+                st.info("Draw one whole character, filling most of the square: a blank canvas or a "
+                        "speck of ink gets no guess.", icon="✍️")
+            elif image is not None:
+                st.info("No character found in this picture (a blank page or a speck of ink gets no guess): "
+                        "crop it close to one character, dark on light or light on dark.", icon="🔍")
+            elif not problem:
+                st.info("Upload a picture of one character, cropped close to it.", icon="📷")
+        return
+
+    probabilities = drawing.predict_drawing(model, run.normalization, image28)
+    top = int(probabilities.argmax())
+    confidence = float(probabilities[top])
+    stats = _novelty_stats(str(run.path), (run.path / runs.WEIGHTS).stat().st_mtime, dataset is not None, model)
+    unsure = stats is not None and bool(stats.flags(model, image28[None, None], run.normalization)[0])
+
+    with seen_col:
+        st.markdown("**What the model sees**")
+        st.image(charts.enlarge(image28, SEEN_SCALE), caption=f"28x28, framed like {run.record['dataset']['display_name']}: {frame.describe()}")
+
+    with answer_col:
+        st.markdown("**Prediction**")
+        if unsure:
+            st.markdown(_not_sure(class_names[top], confidence), unsafe_allow_html=True)
+            st.caption("This looks like none of the classes it was trained on. If it is one of them, draw it "
+                       "again, larger and clearer.")
+        else:
+            st.markdown(_big_label(class_names[top], is_kana, confidence), unsafe_allow_html=True)
+            runners_up = probabilities.argsort(descending=True)[1:3].tolist()
+            st.caption("Next: " + ", ".join(f"{class_names[i]} ({float(probabilities[i]):.0%})" for i in runners_up))
+            if confidence < 0.5:
+                st.caption("Less than even odds: the model hesitates between several classes.")
+        if stats is None:
+            st.caption("The \"not one of my classes\" check needs this model's training data, which is not here.")
+        if dataset is not None and not unsure:
+            picks = data.examples_per_class(dataset.train_labels, EXAMPLES_SHOWN, len(class_names), seed=0)[top]
+            if picks:
+                st.image(image_strip(dataset.train_images[picks], factor=2),
+                         caption=f"Real examples of {class_names[top]} from the training set")
+
+    st.caption(known + (" " + fashion_note if fashion_note else ""))
+    chart_col, saliency_col = st.columns([2, 1], gap="medium")
+    with chart_col:
+        st.markdown("**Probability of every class**")
+        st.plotly_chart(charts.probability_bars(probabilities, class_names, highlight=top),
+                        config={"displayModeBar": False}, key="draw_probabilities")
+    with saliency_col:
+        st.markdown("**Which strokes drove the decision**")
+        heat = drawing.saliency(model, run.normalization, image28, top)
+        st.image(charts.overlay(image28, heat, factor=7),
+                 caption=f"Red: the ink that raised the score of {class_names[top]} most (SmoothGrad × input). "
+                         "Grey: the rest of the drawing as the model sees it.")
+
+
 # A projector's screen is small: less of Streamlit's generous padding around this page.
 st.markdown("<style>[data-testid='stMainBlockContainer']{padding:3rem 2rem 2rem 2rem}</style>",
             unsafe_allow_html=True)
@@ -115,100 +217,6 @@ with pen_col:
 model = load_model(run)
 if model is None:
     st.stop()
-dataset_name = run.record["dataset"]["name"]
-class_names = run.class_names
-is_kana = dataset_name in KANA_DATASETS
 dataset = _dataset_if_present(run)
-frame = _framing_of(run, dataset)
 
-# The canvas's column gets its full 280 px at 1024 px wide, the sidebar open.
-input_col, seen_col, answer_col = st.columns([1.4, 0.6, 1.0], gap="medium")
-
-image = None                     # the drawing or the decoded upload, whatever its size
-pen_width = None                 # the drawing's pen, in its own pixels; unknown for a photo
-problem = None                   # why an upload could not be read
-with input_col:
-    if source == SOURCES[0]:
-        drawn = draw_canvas(pen, key="draw_canvas")
-        if drawn is not None:
-            image, pen_width = drawn.image, drawn.pen
-    else:
-        upload = st.file_uploader("A photo or scan of one character, dark on light or light on dark",
-                                  type=sorted(drawing.UPLOAD_FORMATS), key="draw_upload")
-        if upload is not None:
-            try:
-                image = drawing.read_image_bytes(upload.getvalue())
-            except drawing.ImageProblem as error:
-                problem = str(error)
-                st.error(problem, icon="🚫")
-            else:
-                st.image(image, caption=upload.name, width=240)
-
-known = f"This model knows {len(class_names)} classes of {run.record['dataset']['display_name']}: " + \
-    ", ".join(class_names) + "."
-fashion_note = ("Fashion-MNIST's images are filled silhouettes: fill the shape in, as a solid white area "
-                "(outlines are mostly misread).") if dataset_name == "fashion" else ""
-
-image28 = drawing.prepare_drawing(image, frame, pen_width=pen_width) if image is not None else None
-
-if image28 is None:
-    with seen_col:
-        st.caption(known)
-        if fashion_note:
-            st.info(fashion_note, icon="👕")
-    with answer_col:
-        if source == SOURCES[0] and image is not None:
-            st.info("That is only a dot or a dash: draw one whole character, filling most of the square.",
-                    icon="✍️")
-        elif source == SOURCES[0]:
-            st.info("Draw one whole character, filling most of the square: a blank canvas or a "
-                    "speck of ink gets no guess.", icon="✍️")
-        elif image is not None:
-            st.info("No character found in this picture (a blank page or a speck of ink gets no guess): "
-                    "crop it close to one character, dark on light or light on dark.", icon="🔍")
-        elif not problem:
-            st.info("Upload a picture of one character, cropped close to it.", icon="📷")
-    st.stop()
-
-probabilities = drawing.predict_drawing(model, run.normalization, image28)
-top = int(probabilities.argmax())
-confidence = float(probabilities[top])
-stats = _novelty_stats(str(run.path), (run.path / runs.WEIGHTS).stat().st_mtime, dataset is not None, model)
-unsure = stats is not None and bool(stats.flags(model, image28[None, None], run.normalization)[0])
-
-with seen_col:
-    st.markdown("**What the model sees**")
-    st.image(charts.enlarge(image28, SEEN_SCALE), caption=f"28x28, framed like {run.record['dataset']['display_name']}: {frame.describe()}")
-
-with answer_col:
-    st.markdown("**Prediction**")
-    if unsure:
-        st.markdown(_not_sure(class_names[top], confidence), unsafe_allow_html=True)
-        st.caption("This looks like none of the classes it was trained on. If it is one of them, draw it "
-                   "again, larger and clearer.")
-    else:
-        st.markdown(_big_label(class_names[top], is_kana, confidence), unsafe_allow_html=True)
-        runners_up = probabilities.argsort(descending=True)[1:3].tolist()
-        st.caption("Next: " + ", ".join(f"{class_names[i]} ({float(probabilities[i]):.0%})" for i in runners_up))
-        if confidence < 0.5:
-            st.caption("Less than even odds: the model hesitates between several classes.")
-    if stats is None:
-        st.caption("The \"not one of my classes\" check needs this model's training data, which is not here.")
-    if dataset is not None and not unsure:
-        picks = data.examples_per_class(dataset.train_labels, EXAMPLES_SHOWN, len(class_names), seed=0)[top]
-        if picks:
-            st.image(image_strip(dataset.train_images[picks], factor=2),
-                     caption=f"Real examples of {class_names[top]} from the training set")
-
-st.caption(known + (" " + fashion_note if fashion_note else ""))
-chart_col, saliency_col = st.columns([2, 1], gap="medium")
-with chart_col:
-    st.markdown("**Probability of every class**")
-    st.plotly_chart(charts.probability_bars(probabilities, class_names, highlight=top),
-                    config={"displayModeBar": False}, key="draw_probabilities")
-with saliency_col:
-    st.markdown("**Which strokes drove the decision**")
-    heat = drawing.saliency(model, run.normalization, image28, top)
-    st.image(charts.overlay(image28, heat, factor=7),
-             caption=f"Red: the ink that raised the score of {class_names[top]} most (SmoothGrad × input). "
-                     "Grey: the rest of the drawing as the model sees it.")
+drawing_and_answer(run, model, dataset, _framing_of(run, dataset), source, pen)

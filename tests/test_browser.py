@@ -222,9 +222,10 @@ def test_upload_a_photo_or_a_broken_file(app_url, page):
 
     open_app(page, app_url)
     page.goto(app_url + "/draw")
-    page.get_by_text("Upload a photo or scan").click()
+    page.get_by_text("Upload a photo").click()
     upload = page.locator("input[type=file]")
     expect(upload).to_have_count(1, timeout=15_000)
+    expect(page.get_by_text(re.compile(r"10\s?MB per file"))).to_be_visible()   # the app's limit, not Streamlit's 200
 
     upload.set_input_files(files=[{"name": "scan.png", "mimeType": "image/png", "buffer": b"%PDF-1.4 not an image"}])
     expect(page.get_by_test_id("stAlertContentError")).to_contain_text("not an image", timeout=15_000)
