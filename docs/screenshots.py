@@ -65,7 +65,7 @@ def main() -> int:
             save(page, args.out / "evaluate.png")
 
             page.goto(f"{url}/draw")
-            canvas = page.locator("canvas.upper-canvas")
+            canvas = page.locator("canvas[aria-label^='Drawing area']")
             expect(canvas).to_be_visible(timeout=60_000)
             box = canvas.bounding_box()
             page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.2 * box["height"])

@@ -52,6 +52,9 @@ class TrainConfig:
                              "shift up to 3 px, scale 15%, times this", min=0.0, max=1.0, step=0.05)
     flip: bool = _option(False, "Random horizontal flips", "random horizontal flips (for clothing; characters and "
                          "digits are not symmetric)")
+    strokes: float = _option(0.0, "Drawing-like strokes", "stroke augmentation strength: random stroke widths and, "
+                             "for part of each batch, the character re-drawn with a uniform pen, so that a model "
+                             "reads what people draw (0: off)", min=0.0, max=1.0, step=0.05)
     ema: float = _option(0.0, "Weight average (EMA decay)", "decay of a moving average of the weights, validated and "
                          "tested instead of them (0: off; 0.999 is typical)", min=0.0, max=0.9999, step=0.001)
     val_fraction: float = _option(0.1, "Validation fraction", "fraction of the training set held out for "

@@ -69,10 +69,11 @@ def config_form() -> TrainConfig | None:
         values.update(width=setting_input(b2, "width", key="train_width"),
                       val_fraction=setting_input(b3, "val_fraction", key="train_val_fraction", slider=True),
                       seed=setting_input(b4, "seed", key="train_seed"))
-        d1, d2, d3 = st.columns([1, 1, 2])
+        d1, d2, d3, d4 = st.columns(4)
         values.update(device=setting_input(d1, "device", key="train_device", options=DEVICES),
                       ema=setting_input(d2, "ema", key="train_ema", number_format="%.4g"),
-                      name=setting_input(d3, "name", key="train_name", label="Run name (optional)"))
+                      strokes=setting_input(d3, "strokes", key="train_strokes", slider=True),
+                      name=setting_input(d4, "name", key="train_name", label="Run name (optional)"))
     try:
         return TrainConfig(**values).validate()
     except ValueError as error:

@@ -110,23 +110,26 @@ def plotted_points(page) -> int:
     }""")
 
 
+CANVAS = "canvas[aria-label^='Drawing area']"   # the Draw page's canvas component (pages/canvas)
+
+
 def test_a_deep_link_opens_inside_the_apps_navigation(app_url, page):
     # Must run first on the fresh server, before any test opens Home.
     page.goto(app_url + "/draw")
-    expect(page.locator("canvas.upper-canvas")).to_be_visible(timeout=60_000)
+    expect(page.locator(CANVAS)).to_be_visible(timeout=60_000)
     page.screenshot(path=ARTIFACTS / "draw-deep-link.png")
     nav = page.get_by_test_id("stSidebarNav")
     expect(nav.get_by_text("Home", exact=True)).to_be_visible(timeout=5_000)
     expect(nav.get_by_test_id("stSidebarNavLink")).to_have_count(8)  # app.py's pages, no helper module
     # and the page works from there: a stroke gets a prediction
-    draw(page, page.locator("canvas.upper-canvas"), [(0.5, 0.15), (0.5, 0.85)])
+    draw(page, page.locator(CANVAS), [(0.5, 0.15), (0.5, 0.85)])
     expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
 
 
 def test_draw_a_stroke_and_see_the_prediction(app_url, page):
     open_app(page, app_url)
     page.goto(app_url + "/draw")
-    canvas = page.locator("canvas.upper-canvas")          # fabric.js's event layer, inside the component
+    canvas = page.locator(CANVAS)
     expect(canvas).to_be_visible(timeout=60_000)
     expect(page.get_by_text("a blank canvas or a speck of ink gets no guess")).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_have_count(0)
@@ -134,11 +137,11 @@ def test_draw_a_stroke_and_see_the_prediction(app_url, page):
     draw(page, canvas, [(0.25, 0.2), (0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)])  # a 7
 
     expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
-    expect(page.get_by_text(re.compile(r"^\d+% sure$"))).to_be_visible()
+    # the answer: a class and how sure, or (this model knows only synthetic patterns) "not one of my classes"
+    expect(page.get_by_text(re.compile(r"^(\d+% sure|Closest: .*)$"))).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_have_count(1)
     assert plotted_points(page) == 10                      # one bar per class
     expect(page.get_by_text("Which strokes drove the decision")).to_be_visible()
-    expect(page.get_by_text(re.compile("^Real examples of"))).to_be_visible()
     no_error_boxes(page)
     page.wait_for_timeout(500)                             # let the chart finish drawing
     page.screenshot(path=ARTIFACTS / "draw.png", full_page=True)
@@ -163,9 +166,10 @@ def test_upload_a_photo_or_a_broken_file(app_url, page):
 
     open_app(page, app_url)
     page.goto(app_url + "/draw")
-    page.get_by_text("Upload a photo or scan").click()
+    page.get_by_text("Upload a photo").click()
     upload = page.locator("input[type=file]")
     expect(upload).to_have_count(1, timeout=15_000)
+    expect(page.get_by_text(re.compile(r"10\s?MB per file"))).to_be_visible()   # the app's limit, not Streamlit's 200
 
     upload.set_input_files(files=[{"name": "scan.png", "mimeType": "image/png", "buffer": b"%PDF-1.4 not an image"}])
     expect(page.get_by_test_id("stAlertContentError")).to_contain_text("not an image", timeout=15_000)
@@ -241,3 +245,202 @@ def test_train_a_tiny_model_and_watch_it_live(app_url, app_runs_dir, page):
     page.wait_for_timeout(500)
     page.screenshot(path=ARTIFACTS / "train.png", full_page=True)
     assert not page.js_errors, page.js_errors
+
+
+# --- The Draw page's canvas: no lost ink, touch, and a layout that fits a projector -------
+
+PEN = 20                  # the page's default pen width
+
+
+def open_draw(page, url: str):
+    open_app(page, url)
+    page.goto(url + "/draw")
+    canvas = page.locator(CANVAS)
+    expect(canvas).to_be_visible(timeout=60_000)
+    return canvas
+
+
+def seen_source(page) -> str | None:
+    """The address of the 28x28 image the page shows, None while it shows none."""
+    figure = page.get_by_test_id("stImage").filter(has_text=re.compile("^28x28"))
+    return figure.locator("img").get_attribute("src") if figure.count() else None
+
+
+def seen_image(page, url: str, before: str | None = None):
+    """The 28x28 image the page shows as what the model sees, as floats in [0, 1], once it is
+    another than the one at address `before` (the image of the drawing before the last change)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+    deadline = time.monotonic() + 30
+    while (src := seen_source(page)) in (None, before):
+        assert time.monotonic() < deadline, "the page did not show a new 28x28 image"
+        page.wait_for_timeout(100)
+    if src.startswith("data:"):
+        content = base64.b64decode(src.split(",", 1)[1])
+    else:
+        content = page.request.get(src if src.startswith("http") else url + src).body()
+    shown = np.asarray(Image.open(io.BytesIO(content)).convert("L"), dtype=np.float32)
+    factor = shown.shape[0] // 28
+    return shown.reshape(28, factor, 28, factor).mean((1, 3)) / 255
+
+
+def expected_image(points: list[tuple[float, float]]):
+    """What prepare_drawing makes of the same stroke drawn in Python, as the canvas draws it
+    (a round pen PEN px wide on a black 280 px square)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from kmnist_core import drawing, framing
+    canvas = Image.new("L", (280, 280), 0)
+    pen = ImageDraw.Draw(canvas)
+    at = [(fx * 280, fy * 280) for fx, fy in points]
+    pen.line([xy for point in at for xy in point], fill=255, width=PEN)
+    for x, y in at:
+        pen.ellipse((x - PEN / 2, y - PEN / 2, x + PEN / 2, y + PEN / 2), fill=255)
+    return drawing.prepare_drawing(np.asarray(canvas), framing.MNIST_FRAMING, pen_width=PEN).numpy()
+
+
+def correlation(a, b) -> float:
+    """How alike two 28x28 images are, after a blur: a stroke placed half a pixel apart (the
+    browser's and Pillow's pens differ by that) is the same stroke; a lost piece is not."""
+    import numpy as np
+    import torch
+    blur = lambda x: torch.nn.functional.avg_pool2d(x, 3, 1, 1)
+    a, b = (blur(blur(torch.as_tensor(x, dtype=torch.float32)[None, None])).numpy().ravel() for x in (a, b))
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def press_and_draw(page, canvas, points: list[tuple[float, float]]) -> None:
+    """One stroke pressed the instant the pointer arrives (no hover first), as a hurried hand does."""
+    box = canvas.bounding_box()
+    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for x, y in at[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()
+
+
+def clear(page) -> None:
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("a blank canvas or a speck of ink gets no guess")).to_be_visible(timeout=15_000)
+
+
+# A stroke from each region of the canvas towards the middle and on: the corners, the edges'
+# middles, the centre, and the band at the top right where streamlit-drawable-canvas's invisible
+# toolbar swallowed strokes started at once.
+STARTS = [(0.05, 0.05), (0.5, 0.04), (0.93, 0.04), (0.75, 0.06), (0.05, 0.5), (0.5, 0.5), (0.95, 0.5),
+          (0.05, 0.95), (0.5, 0.96), (0.95, 0.95)]
+
+
+def stroke_from(start: tuple[float, float]) -> list[tuple[float, float]]:
+    x, y = start
+    middle = (0.5 + (x - 0.5) * 0.3, 0.5 + (y - 0.5) * 0.3)
+    return [start, middle, (middle[0], min(0.95, middle[1] + 0.3)), (min(0.95, middle[0] + 0.25), min(0.95, middle[1] + 0.3))]
+
+
+def test_strokes_started_anywhere_arrive_whole(app_url, page):
+    canvas = open_draw(page, app_url)
+    for i, start in enumerate(STARTS):
+        if i:
+            clear(page)
+        points = stroke_from(start)
+        press_and_draw(page, canvas, points)
+        shown = seen_image(page, app_url)
+        assert correlation(shown, expected_image(points)) > 0.9, f"the stroke from {start} did not arrive whole"
+    # right after Clear, at once, at the bottom, where the old Clear button's tooltip opened over the canvas
+    page.get_by_role("button", name="Clear").click()
+    points = [(0.3, 0.97), (0.5, 0.6), (0.7, 0.97)]
+    press_and_draw(page, canvas, points)
+    assert correlation(seen_image(page, app_url), expected_image(points)) > 0.9
+    no_error_boxes(page)
+    assert not page.js_errors, page.js_errors
+
+
+def test_undo_and_redo_take_back_and_restore_a_stroke(app_url, page):
+    canvas = open_draw(page, app_url)
+    first, second = [(0.3, 0.15), (0.3, 0.85), (0.7, 0.85)], [(0.3, 0.15), (0.75, 0.15)]   # an L, then its lid
+    press_and_draw(page, canvas, first)
+    seen_image(page, app_url)
+    shown = seen_source(page)
+    press_and_draw(page, canvas, second)
+    both = seen_image(page, app_url, before=shown)
+    shown = seen_source(page)
+    page.get_by_role("button", name="Undo").click()
+    assert correlation(seen_image(page, app_url, before=shown), expected_image(first)) > 0.9
+    shown = seen_source(page)
+    page.get_by_role("button", name="Redo").click()
+    assert correlation(seen_image(page, app_url, before=shown), both) > 0.95
+
+
+def touch_stroke(page, canvas, points: list[tuple[float, float]]) -> None:
+    """A finger's stroke, through Chromium's touch events (Playwright's touchscreen only taps)."""
+    box = canvas.bounding_box()
+    at = [{"x": box["x"] + fx * box["width"], "y": box["y"] + fy * box["height"]} for fx, fy in points]
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [at[0]]})
+    for a, b in zip(at, at[1:]):
+        for step in range(1, 7):
+            point = {k: a[k] + (b[k] - a[k]) * step / 6 for k in ("x", "y")}
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_a_finger_draws_too(app_url, browser):
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True, is_mobile=False)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        canvas = open_draw(page, app_url)
+        box = canvas.bounding_box()
+        page.touchscreen.tap(box["x"] + 0.9 * box["width"], box["y"] + 0.05 * box["height"])  # the top-right band
+        expect(page.get_by_text("only a dot or a dash")).to_be_visible(timeout=15_000)       # the tap arrived
+        clear(page)
+        points = [(0.9, 0.05), (0.5, 0.3), (0.5, 0.9)]
+        touch_stroke(page, canvas, points)
+        assert correlation(seen_image(page, app_url), expected_image(points)) > 0.9
+        assert page.evaluate("() => window.scrollY") == 0                                   # and the page did not scroll
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("width, height", [(1280, 720), (1024, 768)])
+def test_the_draw_page_fits_a_projector(app_url, browser, width, height, theme):
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=theme)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        canvas = open_draw(page, app_url)
+        inside = lambda box, outer: (box["x"] >= outer["x"] - 0.5 and box["y"] >= outer["y"] - 0.5 and
+                                     box["x"] + box["width"] <= outer["x"] + outer["width"] + 0.5 and
+                                     box["y"] + box["height"] <= outer["y"] + outer["height"] + 0.5)
+        viewport = {"x": 0, "y": 0, "width": width, "height": height}
+        column = page.get_by_test_id("stColumn").filter(has=canvas)
+        box = canvas.bounding_box()
+        assert box["width"] >= 250, box                                   # the whole canvas, barely shrunk
+        assert inside(box, column.bounding_box()) and inside(box, viewport), (box, column.bounding_box())
+        assert inside(page.get_by_role("button", name="Clear").bounding_box(), viewport)
+        slider = page.get_by_test_id("stSlider").bounding_box()
+        assert slider["y"] + slider["height"] <= box["y"]                  # the pen slider is not under the canvas
+        # a border that shows on either theme's background
+        outline = page.evaluate("""(c) => { const s = getComputedStyle(c); return [s.outlineStyle, s.outlineWidth, s.outlineColor]; }""",
+                                canvas.element_handle())
+        assert outline[0] == "solid" and float(outline[1].rstrip("px")) >= 1, outline
+
+        press_and_draw(page, canvas, [(0.25, 0.2), (0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)])
+        seen = page.get_by_test_id("stImage").filter(has_text=re.compile("^28x28"))
+        expect(seen).to_be_visible(timeout=30_000)
+        answer = page.locator(".draw-answer")
+        expect(answer).to_be_visible()
+        for element in (seen, answer):
+            assert inside(element.bounding_box(), viewport), element.bounding_box()
+        assert page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTop") == 0
+        page.wait_for_timeout(500)
+        page.screenshot(path=ARTIFACTS / f"draw-{width}x{height}-{theme}.png")
+        no_error_boxes(page)
+    finally:
+        context.close()

@@ -77,13 +77,13 @@ def png_bytes(image, **save):
 def test_upload_problems_are_clear_messages():
     with pytest.raises(drawing.ImageProblem, match="not an image"):
         drawing.read_image_bytes(b"%PDF-1.4 definitely not a picture")
-    with pytest.raises(drawing.ImageProblem, match="not an image"):
+    with pytest.raises(drawing.ImageProblem, match="cut short"):
         drawing.read_image_bytes(png_bytes(Image.new("L", (50, 50)), format="PNG")[:60])
     frames = [Image.new("L", (20, 20), c) for c in (0, 255)]
     with pytest.raises(drawing.ImageProblem, match="Animated"):
         drawing.read_image_bytes(png_bytes(frames[0], format="GIF", save_all=True, append_images=frames[1:]))
-    with pytest.raises(drawing.ImageProblem, match="limit is 4096x4096"):
-        drawing.read_image_bytes(png_bytes(Image.new("L", (5000, 4000)), format="PNG"))
+    with pytest.raises(drawing.ImageProblem, match="limit is 50 megapixels"):
+        drawing.read_image_bytes(png_bytes(Image.new("L", (8000, 7000)), format="PNG"))
     with pytest.raises(drawing.ImageProblem, match="limit is 10 MB"):
         drawing.read_image_bytes(bytes(11 * 2**20))
     ok = drawing.read_image_bytes(png_bytes(Image.fromarray(canvas([(10, 200, 100, 140)])), format="PNG"))
@@ -128,3 +128,94 @@ def test_draw_latency_benchmark_covers_every_preset():
     assert drawing.prepare_drawing(bench_draw.synthetic_stroke()) is not None
     with pytest.raises(ValueError):
         bench_draw.measure_draw_latency(repeats=0)
+
+
+def test_error_messages_name_no_exception_classes():
+    for content in (b"%PDF-1.4 definitely not a picture", png_bytes(Image.new("L", (50, 50)), format="PNG")[:60]):
+        with pytest.raises(drawing.ImageProblem) as problem:
+            drawing.read_image_bytes(content)
+        assert "Error" not in str(problem.value) and "(" not in str(problem.value)
+
+
+def test_a_large_photo_is_shrunk_not_refused():
+    paper = np.full((6000, 6000), 220, dtype=np.uint8)      # a 36-megapixel photo of a "1"
+    paper[1000:5000, 2800:3200] = 30
+    image = drawing.read_image_bytes(png_bytes(Image.fromarray(paper), format="JPEG", quality=80))
+    assert max(image.shape) == drawing.WORKING_SIDE
+    out = drawing.prepare_drawing(image)
+    assert out is not None and (out.max(0).values > 0.5).sum() < (out.max(1).values > 0.5).sum()  # still upright
+
+
+def test_a_dot_or_a_dash_is_no_character_at_the_pens_width():
+    dot = np.zeros((280, 280, 4), dtype=np.uint8)
+    yy, xx = np.mgrid[:280, :280]
+    dot[np.hypot(yy - 140, xx - 140) <= 10] = 255           # one click at pen width 20
+    assert drawing.prepare_drawing(dot, pen_width=20) is None
+    dash = canvas([(130, 150, 100, 150)])                    # a 50 px dash at pen width 20
+    assert drawing.prepare_drawing(dash, pen_width=20) is None
+    one = canvas([(60, 220, 130, 150)])                      # a 160 px stroke at the same pen: a character
+    assert drawing.prepare_drawing(one, pen_width=20) is not None
+    assert drawing.prepare_drawing(dash, pen_width=6) is not None   # the same dash with a fine pen: 8 widths long
+
+
+def opaque_photo_rgba(alpha_value: int = 255) -> np.ndarray:
+    """An opaque RGBA photo: a dark vertical bar on light paper."""
+    image = np.full((200, 200, 4), 230, dtype=np.uint8)
+    image[30:170, 90:110, :3] = 20
+    image[..., 3] = alpha_value
+    return image
+
+
+def test_an_opaque_rgba_photo_is_read_by_its_brightness_not_its_alpha():
+    reference = drawing.prepare_drawing(opaque_photo_rgba()[..., :3])
+    corners = opaque_photo_rgba()
+    corners[:4, :4, 3] = corners[:4, -4:, 3] = corners[-4:, :4, 3] = corners[-4:, -4:, 3] = 0   # rounded-off corners
+    corners[:4, :4, :3] = 0                                  # transparent black: it must not read as ink
+    for image in (corners, opaque_photo_rgba(250)):
+        out = drawing.prepare_drawing(image)
+        assert out is not None and torch.allclose(out, reference, atol=0.05)
+        assert (out > 0.25).sum() < 150                      # a bar, not a solid square (28x28 = 784)
+
+
+def tiff_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
+def test_float_and_sixteen_bit_images_are_stretched_by_their_range():
+    digit = np.zeros((100, 100), dtype=np.float32)
+    digit[15:85, 45:55] = 1.0                                # a clear "1", float32 in [0, 1]
+    reference = drawing.prepare_drawing((digit * 255).astype(np.uint8))
+    for array in (digit, digit * 0.01 + 5.0, (digit * 60000).astype(np.uint16)):
+        data = tiff_bytes(array) if array.dtype != np.uint16 else png_bytes(Image.fromarray(array), format="PNG")
+        out = drawing.prepare_drawing(drawing.read_image_bytes(data))
+        assert out is not None and torch.allclose(out, reference, atol=0.02)
+
+
+def test_only_the_listed_image_formats_are_decoded(monkeypatch):
+    from PIL import EpsImagePlugin
+    reached = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: reached.append("eps") or 1 / 0)
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 20 20\nnewpath 0 0 moveto 20 20 lineto stroke\n%%EOF\n"
+    with pytest.raises(drawing.ImageProblem, match="not an image"):
+        drawing.read_image_bytes(eps)                       # an EPS named scan.png: never handed to Ghostscript
+    assert reached == []
+    assert set(drawing.UPLOAD_FORMATS.values()) <= set(Image.registered_extensions().values())
+    assert drawing.read_image_bytes(tiff_bytes(canvas([(10, 200, 100, 140)]))).shape == (280, 280)
+
+
+def ink_share_of_saliency(model, normalization, image28) -> float:
+    probabilities = drawing.predict_drawing(model, normalization, image28)
+    heat = drawing.saliency(model, normalization, image28, int(probabilities.argmax()))
+    return float(heat[image28 > 0.1].sum() / heat.sum())
+
+
+def test_saliency_lies_on_the_ink_of_clear_drawings(trained_run, data_root):
+    from kmnist_core import data, runs
+    model = runs.load_model(trained_run)
+    test = data.load_dataset("mnist", data_root).test_images[:20].float() / 255
+    shares = [ink_share_of_saliency(model, trained_run.normalization, image) for image in test]
+    assert min(shares) >= 0.9, shares
+    drawn = drawing.prepare_drawing(canvas([(40, 240, 120, 160), (40, 70, 60, 220)]))
+    assert ink_share_of_saliency(model, trained_run.normalization, drawn) >= 0.9

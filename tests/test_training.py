@@ -227,3 +227,10 @@ def test_a_full_disk_fails_the_run_and_the_record_matches_the_weights(tiny_confi
     assert run.status == "failed" and "no space left on the disk" in run.reason
     on_disk = runs.load_run(run.id, runs_dir)
     assert on_disk.status == "failed" and on_disk.record.best_epoch == 1 and on_disk.has_weights
+
+
+def test_stroke_augmentation_trains_and_is_recorded(tiny_config, runs_dir):
+    run = training.train(dataclasses.replace(tiny_config, arch="lenet", epochs=2, lr=1e-2, strokes=0.5),
+                         runs_dir=runs_dir)
+    assert run.status == "finished" and run.config.strokes == 0.5
+    assert run.record.test.accuracy > 0.5
