@@ -6,8 +6,12 @@ st.set_page_config(page_title="KMNIST Lab", page_icon="✍️", layout="wide")
 
 
 def home() -> None:
-    from kmnist_core import data, training
-    from pages.common import class_example_rows, job_manager, load_dataset
+    from kmnist_core import data, runs, training
+    from pages.helpers.background_jobs import job_manager
+    from pages.helpers.credits import dataset_credit
+    from pages.helpers.loaders import try_load_dataset
+    from pages.helpers.pictures import class_example_rows
+    from pages.helpers.run_picker import PREFERRED_DATASET, usable_runs
 
     st.title("✍️ KMNIST Lab")
     st.markdown(
@@ -15,6 +19,17 @@ def home() -> None:
         "train it in the background while the curves grow, look at what it gets wrong, then draw a "
         "character and see what it thinks. **Kuzushiji-MNIST** holds ten cursive hiragana of classical "
         "Japanese, as written before the 1900 script reform; MNIST and Fashion-MNIST are here to compare.")
+
+    st.subheader("Start here")
+    ready = runs.best_run(usable_runs(), PREFERRED_DATASET)
+    draw_col, train_col = st.columns(2)
+    if ready is not None and ready.is_complete:
+        draw_col.page_link(PAGES[3], label=f"Draw a character: {ready.record.dataset.display_name} model ready")
+        draw_col.caption(f"The Draw page opens on {ready.name} ({ready.config.arch}): it answers as you draw.")
+    else:
+        draw_col.caption("No model is ready to draw with yet: train one first.")
+    train_col.page_link(PAGES[1], label="Train your own model and watch it learn")
+    train_col.caption("Pick a dataset and an architecture, start it, and see the curves grow as it learns.")
 
     device = training.pick_device("auto")
     left, right = st.columns(2)
@@ -27,9 +42,9 @@ def home() -> None:
                       + (f", epoch {snap.epoch}/{snap.epochs_total} ({snap.progress:.0%})" if snap.step else ""))
 
     st.subheader("Where to go")
-    cols = st.columns(4)
-    for col, (page, text) in zip(cols * 2, PAGE_BLURBS):
-        col.page_link(page, label=text)
+    cols = st.columns(3)  # four columns cut the labels off at 1280 px wide
+    for i, (page, text) in enumerate(PAGE_BLURBS):
+        cols[i % len(cols)].page_link(page, label=text)
 
     st.subheader("The datasets")
     tabs = st.tabs([data.DATASETS[name].display_name for name in SHOWN_DATASETS])
@@ -37,16 +52,13 @@ def home() -> None:
         with tab:
             info = data.DATASETS[name]
             st.caption(info.description + (f" Licence: {info.licence}." if info.licence else ""))
-            dataset = load_dataset(name)
-            if dataset is None and name == "kmnist":
-                dataset = load_dataset("kmnist10k")
-                if dataset is not None:
-                    st.caption("Meanwhile, the examples below are KMNIST images from the local KMNIST10K folder.")
+            dataset_credit(info)
+            dataset = try_load_dataset(name)
             if dataset is not None:
                 class_example_rows(dataset, per_class=10, seed=1)
 
 
-SHOWN_DATASETS = ("kmnist", "kmnist10k", "mnist", "fashion")
+SHOWN_DATASETS = ("kmnist", "mnist", "fashion")
 
 PAGES = [
     st.Page(home, title="Home", icon="🏠", default=True),
@@ -55,7 +67,7 @@ PAGES = [
     st.Page("pages/draw.py", title="Draw", icon="✏️"),
     st.Page("pages/compare.py", title="Compare", icon="📊"),
     st.Page("pages/sweep.py", title="Sweep", icon="🧪"),
-    st.Page("pages/dataset.py", title="Data", icon="🗂️"),
+    st.Page("pages/dataset.py", title="Data", icon="🗂️", url_path="data"),
     st.Page("pages/features.py", title="Features", icon="🧭"),
 ]
 PAGE_BLURBS = [
@@ -68,4 +80,10 @@ PAGE_BLURBS = [
     (PAGES[7], "See the learned features"),
 ]
 
-st.navigation(PAGES).run()
+
+def old_data_link() -> None:
+    """/dataset, the Data page's address before it was /data: bookmarks still arrive there."""
+    st.switch_page(PAGES[6])
+
+
+st.navigation([*PAGES, st.Page(old_data_link, title="Data", url_path="dataset", visibility="hidden")]).run()

@@ -1,130 +1,50 @@
-"""From mouse-up to the prediction shown on the Draw page, in a real browser: the app served by
-`streamlit run` on a copy of the shipped models, driven by Playwright through Debian's
-Chromium. Each round clears the canvas, draws one stroke, and times in the page itself
-from the pointer's release to the answer's element appearing (so the figure holds the
-canvas's send, the server's rerun and the browser's rendering, and no Playwright delay).
-
-    python -m benchmarks.draw_latency [--rounds 20]
-
-Target (issue 11): median <= 150 ms on the reference machine (2 cores, no GPU).
-"""
+"""How long the Draw page makes people wait: preprocessing one canvas image plus one
+prediction, for every architecture preset (untrained weights: the time does not depend
+on them), on the CPU. Called by `python -m benchmarks`."""
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
-import signal
-import socket
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-CANVAS = "canvas[aria-label^='Drawing area']"
-STROKES = {"seven": [(0.25, 0.2), (0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)],
-           "one": [(0.5, 0.12), (0.5, 0.88)]}
+import numpy as np
+import torch
 
-# In the page: the time a stroke ends on the canvas, and how long after it a new answer appears.
-INSTRUMENT = """() => {
-    window.drawLatencies = [];
-    document.addEventListener('pointerup', (event) => {
-        if (event.composedPath()[0].tagName !== 'CANVAS') return;     // a stroke's end, not a button's click
-        window.lastRelease = performance.now();
-        window.answerBefore = document.querySelector('.draw-answer');
-    }, true);
-    new MutationObserver(() => {
-        const answer = document.querySelector('.draw-answer');
-        if (window.lastRelease !== undefined && answer && answer !== window.answerBefore) {
-            window.drawLatencies.push(performance.now() - window.lastRelease);
-            window.lastRelease = undefined;
-        }
-    }).observe(document.body, {childList: true, subtree: true});
-}"""
+from kmnist_core import drawing, models
+from kmnist_core.data import Normalization
+
+CANVAS_SIZE = 280
+NORMALIZATION = Normalization(0.13, 0.31)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def synthetic_stroke(size: int = CANVAS_SIZE) -> np.ndarray:
+    """A fixed canvas image: white strokes on an opaque black background, RGBA like the canvas sends."""
+    image = np.zeros((size, size, 4), dtype=np.uint8)
+    image[..., 3] = 255
+    yy, xx = np.mgrid[0:size, 0:size]
+    ring = np.abs(np.hypot(yy - size * 0.55, xx - size * 0.5) - size * 0.28) < size * 0.035
+    bar = (np.abs(xx - size * 0.5) < size * 0.035) & (yy > size * 0.12) & (yy < size * 0.88)
+    image[ring | bar, :3] = 255
+    return image
 
 
-def serve(runs_dir: Path, data_root: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "KMNIST_RUNS_DIR": str(runs_dir), "KMNIST_DATA_ROOT": data_root}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return process
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError("streamlit did not start within 60 s")
+def measure_draw_latency(repeats: int = 50) -> list[dict]:
+    """Per preset: {"arch", "median_ms", "p90_ms"} of prepare_drawing + predict_drawing on one
+    fixed 280x280 drawing, after two warm-up calls."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    image = synthetic_stroke()
+    rows = []
+    for arch in models.list_models():
+        torch.manual_seed(0)
+        model = models.build(arch).to("cpu").eval()
+        for _ in range(2):
+            drawing.predict_drawing(model, NORMALIZATION, drawing.prepare_drawing(image))
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            drawing.predict_drawing(model, NORMALIZATION, drawing.prepare_drawing(image))
+            times.append((time.perf_counter() - start) * 1000)
+        rows.append({"arch": arch, "median_ms": round(float(np.percentile(times, 50)), 3),
+                     "p90_ms": round(float(np.percentile(times, 90)), 3)})
+    return rows
 
-
-def measure(rounds: int, data_root: str) -> tuple[list[float], str]:
-    """The mouse-up-to-answer delays of `rounds` drawings, in ms, and the model that answered."""
-    from playwright.sync_api import expect, sync_playwright
-    runs_dir = Path(tempfile.mkdtemp())
-    for shipped in (REPO / "checkpoints").glob("shipped-*"):
-        shutil.copytree(shipped, runs_dir / shipped.name)
-    port = free_port()
-    server = serve(runs_dir, data_root, port)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.goto(f"http://127.0.0.1:{port}/draw")
-            canvas = page.locator(CANVAS)
-            expect(canvas).to_be_visible(timeout=60_000)
-            model = page.get_by_label("Model", exact=True).input_value()
-            page.evaluate(INSTRUMENT)
-            for i in range(rounds + 2):                      # two warm-up rounds: caches, the novelty statistics
-                if i:
-                    page.get_by_role("button", name="Clear").click()
-                    expect(page.locator(".draw-answer")).to_have_count(0, timeout=30_000)
-                page.wait_for_timeout(300)                   # the page at rest, as between a student's drawings
-                box = canvas.bounding_box()
-                points = STROKES["seven" if i % 2 else "one"]
-                page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
-                page.mouse.down()
-                for x, y in points[1:]:
-                    page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
-                page.mouse.up()
-                expect(page.locator(".draw-answer")).to_have_count(1, timeout=60_000)
-            latencies = page.evaluate("() => window.drawLatencies")[2:]
-            browser.close()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(15)
-        shutil.rmtree(runs_dir, ignore_errors=True)
-    return latencies, model
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20)
-    args = parser.parse_args(argv)
-    data_root = os.environ.get("KMNIST_DATA_ROOT") or str(REPO.parent / "shared" / "datasets")
-    latencies, model = measure(args.rounds, data_root)
-    ordered = sorted(latencies)
-    print(f"draw: mouse-up to prediction shown, {model}, {len(latencies)} drawings: median "
-          f"{statistics.median(latencies):.0f} ms, p90 {ordered[int(0.9 * (len(ordered) - 1))]:.0f} ms, "
-          f"max {ordered[-1]:.0f} ms (target: median <= 150 ms)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -42,7 +42,7 @@ def measure(run: runs.Run, dataset: data.RawDataset, images: int = 1000, junk_pe
     pen width; `junk_per_kind` drawings of each kind of junk. The novelty statistics are the
     run's own, fitted now (not saved) when it has none."""
     model = runs.load_model(run)
-    frame = framing.framing_of_record(run.record.get("framing"), run.record["dataset"]["name"])
+    frame = framing.framing_of_record(run.record.framing, run.record.dataset.name)
     test_images, test_labels = dataset.test_images[:images], dataset.test_labels[:images]
     predicted = evaluation.predict_logits(model, dataset.test_images, run.normalization).argmax(1).cpu()
     figures = Figures(run.id, float((predicted == dataset.test_labels).float().mean()), {}, tuple(pen_widths))
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         [runs.load_run(p) for p in sorted((REPO / "checkpoints").glob("shipped-*"))]
     for run in chosen:
         try:
-            dataset = data.load_dataset(run.record["dataset"]["name"], root, download=False)
+            dataset = data.load_dataset(run.record.dataset.name, root, download=False)
         except data.DatasetUnavailable as error:
             print(f"{run.id}: skipped, {error}")
             continue

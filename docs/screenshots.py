@@ -9,7 +9,6 @@ chromium, like the browser tests, and fonts for the icons and the kana
 
 import argparse
 import shutil
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -19,13 +18,7 @@ from playwright.sync_api import expect
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from kmnist_core.bench import open_app  # noqa: E402  (the same server-plus-browser set-up)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchmarks.app_browser import app_page  # noqa: E402  (the browser tests' server-plus-browser set-up)
 
 
 def save(page, path: Path) -> None:
@@ -50,10 +43,9 @@ def main() -> int:
     for shipped in (REPO / "checkpoints").glob("shipped-*"):
         shutil.copytree(shipped, runs_dir / shipped.name)
     env = {"KMNIST_DATA_ROOT": args.data_root, "KMNIST_RUNS_DIR": str(runs_dir)}
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     try:
-        with open_app("", port, env) as (page, _):
+        with app_page(env) as (page, url):
+            page.goto(url)
             expect(page.get_by_role("heading", name="KMNIST Lab")).to_be_visible(timeout=60_000)
             save(page, args.out / "home.png")
 
@@ -94,7 +86,7 @@ def main() -> int:
 
             page.goto(f"{url}/dataset")
             expect(page.get_by_label("Dataset", exact=True).first).to_be_visible(timeout=60_000)
-            choose(page, "Dataset", "KMNIST10K")
+            choose(page, "Dataset", "Kuzushiji-MNIST")
             page.wait_for_timeout(3000)
             save(page, args.out / "data.png")
 

@@ -25,11 +25,22 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
 MAX_CURVE_POINTS = 300  # per trace: the browser redraws live charts every second, on the training machine's CPU
 
 
-def training_curves(history: list[dict], steps: list[tuple[int, float]] | None = None,
+def thin(points: list, limit: int = MAX_CURVE_POINTS) -> list:
+    """At most about `limit` of the points, evenly spaced, the last one always included: a curve
+    of a thousand epochs looks the same with a few hundred, and draws in a fraction of the time."""
+    if len(points) <= limit:
+        return list(points)
+    every = -(-len(points) // limit)
+    kept = points[::every]
+    return kept if (len(points) - 1) % every == 0 else [*kept, points[-1]]
+
+
+def training_curves(history: list, steps: list[tuple[int, float]] | None = None,
                     steps_per_epoch: int | None = None, total_steps: int | None = None) -> go.Figure:
-    """Loss (per step, smoothed, and per epoch) beside accuracy (per epoch), train and validation.
-    A live run passes its planned `total_steps`, so the steps drawn stay the same from one
-    refresh to the next and the line only grows (until a job thins a very long history)."""
+    """Loss (per step, smoothed, and per epoch) beside accuracy (per epoch), train and validation,
+    from a run's history (runs.EpochRecord rows). A live run passes its planned `total_steps`, so
+    the steps drawn stay the same from one refresh to the next and the line only grows (until a
+    job thins a very long history)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     if steps and steps_per_epoch:
         every = -(-(total_steps or len(steps)) // MAX_CURVE_POINTS)  # smooth over every step, draw a few hundred
@@ -39,18 +50,35 @@ def training_curves(history: list[dict], steps: list[tuple[int, float]] | None =
                                  line=dict(color=COLORS[0], width=1), showlegend=False), 1, 1)
         fig.add_trace(go.Scatter(x=x, y=smooth(losses)[::every], name="train loss (smoothed)", mode="lines",
                                  line=dict(color=COLORS[0])), 1, 1)
-    epochs = [h["epoch"] for h in history]
+    history = thin(history)
+    epochs = [h.epoch for h in history]
     for key, name, color, dash in (("train", "train", COLORS[0], "dot"), ("val", "validation", COLORS[1], None)):
-        if any(h.get(f"{key}_loss") is not None for h in history):
-            fig.add_trace(go.Scatter(x=epochs, y=[h[f"{key}_loss"] for h in history], name=f"{name} loss",
+        if any(getattr(h, f"{key}_loss") is not None for h in history):
+            fig.add_trace(go.Scatter(x=epochs, y=[getattr(h, f"{key}_loss") for h in history], name=f"{name} loss",
                                      mode="lines+markers", line=dict(color=color, dash=dash)), 1, 1)
-            fig.add_trace(go.Scatter(x=epochs, y=[h[f"{key}_accuracy"] for h in history], name=f"{name} accuracy",
-                                     mode="lines+markers", line=dict(color=color, dash=dash)), 1, 2)
+            fig.add_trace(go.Scatter(x=epochs, y=[getattr(h, f"{key}_accuracy") for h in history],
+                                     name=f"{name} accuracy", mode="lines+markers",
+                                     line=dict(color=color, dash=dash)), 1, 2)
+    losses = [y for trace in fig.data if trace.y is not None and "loss" in trace.name for y in trace.y]
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(type="log", dtick="D2", row=1, col=1)  # label 1, 2 and 5 of each decade, not every digit
+    fig.update_yaxes(type="log", **log_ticks(losses), row=1, col=1)
     fig.update_yaxes(tickformat=".1%", row=1, col=2)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def log_ticks(values) -> dict:
+    """Tick positions and labels for a log axis over `values`, each label the tick's full value
+    ("0.5", "0.02"): plotly's own labels the 2 and 5 between decades by their first digit alone
+    (2, 1, 5, 2, 0.1...), which students read as two, one, five. 1, 2 and 5 of each decade over a
+    range of up to three decades; beyond that the decades only."""
+    values = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not values:
+        return {}
+    low, high = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+    steps = (1, 2, 5) if high - low <= 3 else (1,)
+    ticks = [m * 10.0 ** k for k in range(low, high + 1) for m in steps]
+    return dict(tickvals=ticks, ticktext=[np.format_float_positional(t, trim="-") for t in ticks])
 
 
 def confusion_heatmap(matrix: np.ndarray, class_names: list[str], normalized: bool = False) -> go.Figure:
@@ -98,8 +126,9 @@ CURVE_TITLES = {"val_accuracy": "validation accuracy", "val_loss": "validation l
 
 
 def compare_curves(curves: dict[str, tuple[list[float], list[float]]], metric: str, x: str = "epoch") -> go.Figure:
-    """Several runs' curves of one metric overlaid (from experiments.curves), one line per run."""
-    fig = go.Figure([go.Scatter(x=xs, y=ys, name=label, mode="lines+markers", line=dict(color=COLORS[i % len(COLORS)]))
+    """Several runs' curves of one metric overlaid (from compare.curves), one line per run."""
+    fig = go.Figure([go.Scatter(x=thin(xs), y=thin(ys), name=label, mode="lines+markers",
+                                line=dict(color=COLORS[i % len(COLORS)]))
                      for i, (label, (xs, ys)) in enumerate(curves.items())])
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), title=CURVE_TITLES.get(metric, metric),
                       xaxis_title=CURVE_TITLES.get(x, x), legend=dict(orientation="h", y=-0.25))
@@ -189,5 +218,7 @@ def pixel_histogram(histograms: dict[str, np.ndarray]) -> go.Figure:
                                 line=dict(color=COLORS[i % len(COLORS)]))
                      for i, (name, shares) in enumerate(histograms.items())])
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
-                      xaxis_title="pixel value", yaxis=dict(title="share of pixels", type="log"))
+                      xaxis_title="pixel value",
+                      yaxis=dict(title="share of pixels", type="log",
+                                 **log_ticks([v for shares in histograms.values() for v in shares])))
     return fig

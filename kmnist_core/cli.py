@@ -1,7 +1,8 @@
 """Command line: python -m kmnist_core {train,evaluate,predict,list,sweep} ...
 
 Every failure the user can cause (a bad argument, missing data, a broken run)
-ends in one line on stderr and exit status 2, never a traceback.
+ends in one line on stderr and exit status 2, never a traceback; Ctrl+C ends in
+"interrupted" and status 130 (a run it stops keeps its best checkpoint).
 """
 
 from __future__ import annotations
@@ -9,28 +10,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import typing
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import data, models, runs, sweeps, training
-from .config import TrainConfig
+from .config import TrainConfig, field_types
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One --option per TrainConfig field, with its default, type and help."""
-    hints = typing.get_type_hints(TrainConfig)
+    """One --option per TrainConfig field, with its default, type, bounds and help."""
+    kinds = field_types()
     for f in dataclasses.fields(TrainConfig):
-        kind = hints[f.name]
-        kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # X | None -> X
-        option, text = f"--{f.name.replace('_', '-')}", f.metadata["help"].replace("%", "%%")  # argparse %-formats help
+        kind, meta = kinds[f.name], f.metadata
+        option, text = f"--{f.name.replace('_', '-')}", meta["help"].replace("%", "%%")  # argparse %-formats help
         if kind is bool:  # --flip / --no-flip
             parser.add_argument(option, dest=f.name, default=f.default, action=argparse.BooleanOptionalAction,
                                 help=text)
             continue
-        parser.add_argument(option, dest=f.name, type=kind, default=f.default, choices=f.metadata.get("choices"),
-                            help=f"{text} (default: {f.default})")
+        bounds = f", {meta['min']} to {meta['max']}" if meta["min"] is not None else ""
+        parser.add_argument(option, dest=f.name, type=kind, default=f.default, choices=meta["choices"],
+                            help=f"{text} (default: {f.default}{bounds})")
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -54,8 +54,8 @@ class ProgressBar:
             if event.step % 20 == 0:
                 self.postfix.update(epoch=str(event.epoch), loss=f"{event.loss:.3f}", img_s=f"{event.images_per_second:.0f}")
                 self.bar.set_postfix(self.postfix, refresh=False)
-        elif isinstance(event, training.Epoch) and event.val_accuracy is not None:
-            self.postfix["val_acc"] = f"{event.val_accuracy:.2%}"
+        elif isinstance(event, training.Epoch) and event.record.val_accuracy is not None:
+            self.postfix["val_acc"] = f"{event.record.val_accuracy:.2%}"
 
     def close(self) -> None:
         if self.bar is not None:
@@ -64,19 +64,26 @@ class ProgressBar:
 
 def summary_line(run: runs.Run) -> str:
     r = run.record
-    test = r.get("test") or {}
-    parts = [f"{run.id}: {run.status}", f"{r['dataset']['display_name']} / {r['config']['arch']}",
-             f"{len(r['history'])} epochs"]
-    if r.get("best_val_accuracy") is not None:
-        parts.append(f"best val {r['best_val_accuracy']:.2%} (epoch {r['best_epoch']})")
-    if test:
-        parts.append(f"test {test['accuracy']:.2%} (loss {test['loss']:.4f})")
-    timings = r.get("timings") or {}
-    if timings.get("train_seconds") is not None:
-        parts.append(f"{timings['train_seconds']:.1f} s, {timings['images_per_second']:.0f} img/s")
-    if r.get("reason"):
-        parts.append(r["reason"])
+    dataset = r.dataset.display_name + ("" if data.is_available(r.dataset.name) else " (dataset no longer available)")
+    parts = [f"{run.id}: {run.status}", f"{dataset} / {r.config.arch}", f"{len(r.history)} epochs"]
+    if r.best_val_accuracy is not None:
+        parts.append(f"best val {r.best_val_accuracy:.2%} (epoch {r.best_epoch})")
+    if r.test is not None:
+        parts.append(f"test {r.test.accuracy:.2%} (loss {r.test.loss:.4f})")
+    if r.timings is not None and r.timings.train_seconds is not None:
+        speed = r.timings.images_per_second
+        parts.append(f"{r.timings.train_seconds:.1f} s" + (f", {speed:.0f} img/s" if speed is not None else ""))
+    if r.reason:
+        parts.append(r.reason)
     return " | ".join(parts)
+
+
+INTERRUPTED = 130  # the shell's status for a process ended by Ctrl+C (128 + SIGINT)
+
+
+def interrupted() -> int:
+    print("interrupted", file=sys.stderr)
+    return INTERRUPTED
 
 
 def cmd_train(args) -> int:
@@ -87,6 +94,8 @@ def cmd_train(args) -> int:
     finally:
         bar.close()
     print(summary_line(run))
+    if run.status == "stopped":  # on the command line only Ctrl+C stops a run
+        return interrupted()
     return 0 if run.status == "finished" else 1
 
 
@@ -94,7 +103,13 @@ def cmd_evaluate(args) -> int:
     from .evaluation import evaluate
     run = runs.load_run(args.run, args.runs_dir)
     model = runs.load_model(run)
-    dataset = data.load_dataset(run.record["dataset"]["name"], args.data_root or run.config.data_root)
+    name = run.record.dataset.name
+    if not data.is_available(name):
+        recorded = run.test_accuracy
+        raise data.DatasetUnavailable(
+            f"Run '{run.id}' was trained on '{name}', a dataset no longer available here, so it cannot be "
+            f"evaluated again" + (f" (its recorded test accuracy: {recorded:.2%})." if recorded is not None else "."))
+    dataset = data.load_dataset(name, args.data_root or run.config.data_root)
     report = evaluate(model, dataset.test_images, dataset.test_labels, run.normalization, run.class_names)
     print(f"{run.id}: test accuracy {report.accuracy:.2%}, loss {report.loss:.4f} on {len(report.labels)} images")
     print(f"{'class':>14} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>6}")
@@ -102,8 +117,7 @@ def cmd_evaluate(args) -> int:
         print(f"{name:>14} {report.precision[i]:9.3f} {report.recall[i]:7.3f} {report.f1[i]:6.3f} {report.support[i]:6d}")
     print("most confused pairs:")
     for pair in report.confused_pairs(5):
-        print(f"  {report.class_names[pair.a]} <-> {report.class_names[pair.b]}: {pair.total} "
-              f"({pair.a_as_b} as {report.class_names[pair.b]}, {pair.b_as_a} as {report.class_names[pair.a]})")
+        print(f"  {report.class_names[pair.a]} <-> {report.class_names[pair.b]}, {pair.describe(report.class_names)}")
     return 0
 
 
@@ -148,9 +162,11 @@ def cmd_sweep(args) -> int:
         finally:
             bar.close()
         print("  " + summary_line(finished[-1]))
+        if finished[-1].status == "stopped":  # Ctrl+C stops the sweep, not only this run
+            break
     print()
     print(sweeps.format_table(sweeps.aggregate(finished, args.param, args.metric), args.param, args.metric))
-    return 0
+    return interrupted() if finished[-1].status == "stopped" else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -189,12 +205,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
         return args.handler(args)
     except (ValueError, data.DatasetUnavailable, runs.CheckpointError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_first_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return interrupted()
+    except Exception as error:  # noqa: BLE001 - a damaged file can fail in ways no one listed: still one line
+        print(f"error: {_first_line(f'{type(error).__name__}: {error}')}", file=sys.stderr)
+        return 2
+
+
+def _first_line(message: str) -> str:
+    return (message.strip().splitlines() or [""])[0]

@@ -1,24 +1,38 @@
 """Datasets: a small registry, loading into uint8 tensors held once per process,
 the stratified validation split and the normalisation statistics.
 
-The three named datasets load through torchvision's own classes (which also
-download, check and parse them); a user's own folder of MNIST-format idx files
-is parsed with torchvision's idx reader.
+The three named datasets are torchvision's: its classes name their files, mirrors
+and checksums, and its `check_integrity` verifies a download. Two parts are ours,
+for the failures a classroom meets:
+- the transfer, because torchvision's has no deadline and cannot be stopped (a
+  server that trickles bytes held it forever), and its only timeout is the
+  process-wide socket default;
+- reading the MNIST-format idx files, because torchvision's reader asserts on a
+  bad header, cannot say which file is broken or truncated, reads no `.gz`, and
+  its dataset classes first try to unpickle a legacy `processed/*.pt`.
 """
 
 from __future__ import annotations
 
+import gzip
+import math
 import os
-import socket
+import secrets
+import struct
 import threading
+import time
+import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torchvision
 from sklearn.model_selection import train_test_split
-from torchvision.datasets.mnist import read_image_file, read_label_file
+from torchvision.datasets.utils import USER_AGENT, check_integrity
 
+# A download (all four files, every mirror tried) must be over within this many seconds,
+# successful or not; the README documents it.
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
 
 KMNIST_CLASSES = ("お o", "き ki", "す su", "つ tsu", "な na", "は ha", "ま ma", "や ya", "れ re", "を wo")
@@ -33,6 +47,10 @@ class DatasetUnavailable(RuntimeError):
     """The dataset's files are missing and could not be downloaded, or are unreadable."""
 
 
+class DownloadStopped(DatasetUnavailable):
+    """The caller's stop event was set while the dataset was downloading."""
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str                      # registry key, or the folder path of a user's idx dataset
@@ -44,10 +62,22 @@ class DatasetInfo:
     homepage: str = ""
     licence: str = ""
     train_size: int = 0            # official training images, known before a download
+    attribution: str = ""          # the credit line the licence asks for, copied into every run's record
+    warning: str = ""              # shown wherever the dataset or a model trained on it appears
+    test_set_note: str = ""        # why its test accuracy differs from validation, where it does
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def is_kana(self) -> bool:
+        return is_kana(self.class_names)
+
+    @property
+    def can_download(self) -> bool:
+        """Whether torchvision can fetch it (a user's folder of idx files cannot be)."""
+        return self.torchvision_class is not None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -60,7 +90,12 @@ DATASETS: dict[str, DatasetInfo] = {
             "kmnist", "Kuzushiji-MNIST", KMNIST_CLASSES, "KMNIST",
             "Ten cursive classical-Japanese hiragana (kuzushiji), 60,000 training / 10,000 test images.",
             torchvision.datasets.KMNIST, "https://github.com/rois-codh/kmnist",
-            "CC BY-SA 4.0, ROIS-DS Center for Open Data in the Humanities (Clanuwat et al., arXiv:1812.01718)", 60000),
+            "CC BY-SA 4.0, ROIS-DS Center for Open Data in the Humanities (Clanuwat et al., arXiv:1812.01718)", 60000,
+            attribution='"KMNIST Dataset" (created by CODH), adapted from "Kuzushiji Dataset" (created by NIJL and '
+                        'others), doi:10.20676/00000341',
+            test_set_note="Validation images are held out from the training set, while the official test set comes "
+                          "from other writers and books and is harder, so test accuracy reads lower: the best epoch "
+                          "is chosen on validation, never on test."),
         DatasetInfo(
             "mnist", "MNIST", MNIST_CLASSES, "MNIST",
             "Handwritten digits 0-9, 60,000 training / 10,000 test images.",
@@ -71,12 +106,21 @@ DATASETS: dict[str, DatasetInfo] = {
             "Zalando's article images in ten clothing classes, 60,000 training / 10,000 test images.",
             torchvision.datasets.FashionMNIST, "https://github.com/zalandoresearch/fashion-mnist",
             "MIT, Zalando Research", 60000),
-        DatasetInfo(
-            "kmnist10k", "KMNIST10K (not the KMNIST benchmark)", KMNIST_CLASSES, "KMNIST10K",
-            "The official KMNIST *test* set split 8,000 / 2,000 per class: a local stand-in for "
-            "offline machines. Its accuracies are not KMNIST accuracies."),
     ]
 }
+
+
+def kana_and_romanisation(label: str) -> tuple[str, str] | None:
+    """("お", "o") for a class named as KMNIST's are, a hiragana and its romanisation; else None."""
+    parts = label.split()
+    if len(parts) == 2 and all("\u3040" <= ch <= "\u309f" for ch in parts[0]):
+        return parts[0], parts[1]
+    return None
+
+
+def is_kana(class_names) -> bool:
+    """Whether every class is a hiragana with its romanisation (KMNIST's, or a user's kana set)."""
+    return bool(class_names) and all(kana_and_romanisation(name) for name in class_names)
 
 
 def list_datasets() -> list[str]:
@@ -95,18 +139,39 @@ def dataset_info(name: str) -> DatasetInfo:
     """
     if name in DATASETS:
         return DATASETS[name]
+    if not name.strip():  # Path("") would be the working directory
+        raise DatasetUnavailable(f"No dataset given: use one of {', '.join(DATASETS)} or the path of a folder "
+                                 f"of idx files.")
     folder = Path(name).expanduser()
     if not folder.is_dir():
         raise DatasetUnavailable(
             f"Unknown dataset '{name}': use one of {', '.join(DATASETS)} or the path of a folder of idx files.")
     raw = _idx_folder(folder)
+    files = _idx_paths(folder.name, raw)
     classes_file = next((p for p in (folder / "classes.txt", raw / "classes.txt") if p.is_file()), None)
     if classes_file:
-        class_names = tuple(line.strip() for line in classes_file.read_text().splitlines() if line.strip())
+        try:
+            text = classes_file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise DatasetUnavailable(f"{classes_file} is not UTF-8 text: save it as UTF-8, one class name "
+                                     f"per line.") from None
+        except OSError as error:
+            raise DatasetUnavailable(f"{classes_file} cannot be read ({error.strerror}).") from None
+        class_names = tuple(line.strip() for line in text.splitlines() if line.strip())
+        if not class_names:
+            raise DatasetUnavailable(f"{classes_file} names no classes: write one class name per line, "
+                                     f"or delete it to name the classes by their numbers.")
     else:
-        labels = read_label_file(str(raw / IDX_FILES[1]))
+        labels = _read_idx(files[1], ndim=1)
         class_names = tuple(str(i) for i in range(int(labels.max()) + 1))
     return DatasetInfo(str(folder), folder.name, class_names, str(folder), f"idx files in {folder}")
+
+
+def is_available(name: str) -> bool:
+    """Whether this install knows the dataset `name`: a registered one, or a folder that exists.
+    A run made on a dataset since retired (or on a folder since moved) still lists, loads and
+    predicts with the class names its run.json stores; only what needs the images cannot be done."""
+    return name in DATASETS or (bool(name.strip()) and Path(name).expanduser().is_dir())
 
 
 @dataclass(frozen=True)
@@ -120,8 +185,8 @@ class RawDataset:
 
 
 _cache: dict[tuple[str, str], RawDataset] = {}
-_cache_lock = threading.Lock()
-_download_lock = threading.Lock()
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
 
 
 def raw_folder(name: str, root: str | Path | None = None) -> Path:
@@ -131,81 +196,220 @@ def raw_folder(name: str, root: str | Path | None = None) -> Path:
 
 
 def needs_download(name: str, root: str | Path | None = None) -> bool:
-    """True for a downloadable dataset whose unpacked files are not all there yet."""
+    """True for a downloadable dataset whose files (unpacked or .gz) are not all there yet."""
     info = dataset_info(name)
     folder = raw_folder(name, root)
-    return info.torchvision_class is not None and not all((folder / f).is_file() for f in IDX_FILES)
+    return info.torchvision_class is not None and any(_find(folder, f) is None for f in IDX_FILES)
 
 
 def downloaded_bytes(name: str, root: str | Path | None = None) -> int:
-    """Bytes so far in the dataset's folder: torchvision writes each file in place as it
-    downloads, so polling this shows a download's progress."""
+    """Bytes so far in the dataset's folder: a download writes each file there as it
+    arrives, so polling this shows its progress."""
     folder = raw_folder(name, root)
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
+    try:
+        return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    except OSError:  # the folder, or a partial file in it, came or went meanwhile
+        return 0
 
 
-def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> RawDataset:
-    """Load a dataset into memory once per process (later calls return the same tensors)."""
+def load_dataset(name: str, root: str | Path | None = None, download: bool = True,
+                 stop: threading.Event | None = None) -> RawDataset:
+    """Load a dataset into memory once per process (later calls return the same tensors).
+
+    A missing registered dataset is downloaded (when `download`) within
+    DOWNLOAD_TIMEOUT_SECONDS; setting `stop` ends the download, or the wait for
+    another thread's download of the same dataset, at once with DownloadStopped.
+    Each dataset has its own lock, so one downloading never holds up another loading.
+    """
     root = Path(root) if root is not None else default_data_root()
     info = dataset_info(name)
     key = (info.name, str(root.resolve()))
-    with _cache_lock:
-        if key not in _cache:
-            _cache[key] = _read(info, root, download)
-        return _cache[key]
-
-
-def _read(info: DatasetInfo, root: Path, download: bool) -> RawDataset:
-    if info.torchvision_class is None:
-        raw = _idx_folder(root / info.folder if info.name in DATASETS else Path(info.folder))
-        missing = [f for f in IDX_FILES if not (raw / f).is_file()]
-        if missing:
-            raise DatasetUnavailable(
-                f"{info.display_name}: {', '.join(missing)} not found in {raw}. "
-                f"A dataset folder needs the four MNIST-format idx files: {', '.join(IDX_FILES)}.")
-        try:
-            tensors = [read_image_file(str(raw / IDX_FILES[0])), read_label_file(str(raw / IDX_FILES[1])),
-                       read_image_file(str(raw / IDX_FILES[2])), read_label_file(str(raw / IDX_FILES[3]))]
-        except Exception as error:
-            raise DatasetUnavailable(f"{info.display_name}: the idx files in {raw} are unreadable ({error}).") from error
-        return _checked(info, *tensors)
-
-    cls = info.torchvision_class
+    with _locks_guard:
+        lock = _locks.setdefault(key, threading.Lock())
+    while not lock.acquire(timeout=0.1):
+        if stop is not None and stop.is_set():
+            raise DownloadStopped(f"Stopped while waiting for {info.display_name} to download.")
     try:
-        train = cls(root, train=True, download=False)
-        test = cls(root, train=False, download=False)
-    except RuntimeError:
+        if key not in _cache:
+            _cache[key] = _read(info, root, download, stop)
+        return _cache[key]
+    finally:
+        lock.release()
+
+
+def _read(info: DatasetInfo, root: Path, download: bool, stop: threading.Event | None) -> RawDataset:
+    folder = root / info.folder if info.name in DATASETS else Path(info.folder)
+    if info.torchvision_class is not None and any(_find(_idx_folder(folder), f) is None for f in IDX_FILES):
         if not download:
-            raise DatasetUnavailable(_missing_message(info, root, tried_download=False)) from None
-        train, test = _download(info, root)
-    return _checked(info, train.data, train.targets, test.data, test.targets)
+            raise DatasetUnavailable(_missing_message(info, root, tried_download=False))
+        _download(info, root, stop)
+    raw = _idx_folder(folder)
+    images_train, labels_train, images_test, labels_test = _idx_paths(info.display_name, raw)
+    return _checked(info, _read_idx(images_train, 3), _read_idx(labels_train, 1),
+                    _read_idx(images_test, 3), _read_idx(labels_test, 1))
 
 
-def _download(info: DatasetInfo, root: Path):
-    # torchvision's urllib calls carry no timeout, so one unanswered connection would
-    # hang the app forever; the socket default applies to them. It is process-wide,
-    # hence the lock and the restore.
+def _find(folder: Path, name: str) -> Path | None:
+    """The idx file `name` in folder, unpacked or as name.gz."""
+    return next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
+
+
+def _idx_paths(dataset_name: str, raw: Path) -> list[Path]:
+    """The four idx files of a folder, or one message saying which are missing and what is needed."""
+    found = [_find(raw, name) for name in IDX_FILES]
+    if all(found):
+        return found
+    missing = [name for name, path in zip(IDX_FILES, found) if path is None]
+    lacks = "holds none of the idx files" if len(missing) == len(IDX_FILES) else f"lacks {', '.join(missing)}"
+    raise DatasetUnavailable(
+        f"{dataset_name}: {raw} {lacks}. A dataset folder needs the four MNIST-format idx files "
+        f"{', '.join(IDX_FILES)} (each may be .gz), directly in it or in its raw/ sub-folder.")
+
+
+def _read_idx(path: Path, ndim: int) -> torch.Tensor:
+    """One MNIST-format idx file (unpacked or .gz) as a uint8 tensor, checked against its
+    header: magic 00 00 08 <ndim>, then <ndim> big-endian sizes, then the bytes."""
+    what = "image" if ndim == 3 else "label"
+    try:
+        content = path.read_bytes()
+        if path.suffix == ".gz":
+            content = gzip.decompress(content)
+    except EOFError:
+        raise DatasetUnavailable(f"{path} is truncated: the .gz archive ends early (an interrupted download "
+                                 f"or copy?). Replace it with a complete copy.") from None
+    except (gzip.BadGzipFile, zlib.error) as error:
+        raise DatasetUnavailable(f"{path} is not a valid .gz archive ({error}).") from None
+    except OSError as error:
+        raise DatasetUnavailable(f"{path} cannot be read ({error.strerror or error}).") from None
+    magic = bytes((0, 0, 0x08, ndim))
+    header = 4 + 4 * ndim
+    if content[:4] != magic:
+        found = content[:4].hex(" ") or "nothing"
+        raise DatasetUnavailable(f"{path} is not an MNIST-format {what} file: it starts with {found}, "
+                                 f"not {magic.hex(' ')}.")
+    if len(content) < header:
+        raise DatasetUnavailable(f"{path} is truncated: it ends inside its {header}-byte header.")
+    sizes = struct.unpack(f">{ndim}I", content[4:header])
+    if sizes[0] == 0:
+        raise DatasetUnavailable(f"{path} holds no {what}s (its header says 0).")
+    if ndim == 3 and sizes[1:] != (28, 28):
+        raise DatasetUnavailable(f"{path} holds {sizes[1]}x{sizes[2]} images; KMNIST Lab reads 28x28 images.")
+    expected = header + math.prod(sizes)
+    if len(content) < expected:
+        raise DatasetUnavailable(f"{path} is truncated: its header promises {sizes[0]:,} {what}s "
+                                 f"({expected:,} bytes) but it holds {len(content):,} bytes.")
+    if len(content) > expected:
+        raise DatasetUnavailable(f"{path} holds {len(content) - expected:,} bytes more than its header's "
+                                 f"{sizes[0]:,} {what}s: it is not a clean idx file.")
+    return torch.frombuffer(bytearray(content[header:]), dtype=torch.uint8).view(*sizes)
+
+
+def _download(info: DatasetInfo, root: Path, stop: threading.Event | None) -> None:
+    """Fetch the missing files from torchvision's mirrors into <root>/<folder>/raw/, verify
+    their checksums, and unpack them; all of it within DOWNLOAD_TIMEOUT_SECONDS."""
     cls = info.torchvision_class
-    with _download_lock:
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
+    raw = root / info.folder / "raw"
+    deadline = time.monotonic() + DOWNLOAD_TIMEOUT_SECONDS
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatasetUnavailable(_missing_message(info, root) + f" (The folder cannot be made: {error}.)") from None
+    for filename, md5 in cls.resources:  # e.g. ("train-images-idx3-ubyte.gz", "<md5>")
+        archive = raw / filename
+        if (raw / archive.stem).is_file() or check_integrity(str(archive), md5):
+            _unpack(archive)
+            continue
+        failures = []
+        for mirror in cls.mirrors:
+            try:
+                _fetch(f"{mirror}{filename}", archive, deadline, stop)
+            except DownloadStopped:
+                raise DownloadStopped(f"The download of {info.display_name} was stopped.") from None
+            except TimeoutError:
+                raise DatasetUnavailable(
+                    _missing_message(info, root) + f" (The download failed: timed out, not finished within "
+                    f"{DOWNLOAD_TIMEOUT_SECONDS:g} s.)") from None
+            except OSError as error:  # URLError, HTTPError, refused, reset, disk full: try the next mirror
+                failures.append(f"{mirror}{filename}: {getattr(error, 'reason', None) or error}")
+                continue
+            if check_integrity(str(archive), md5):
+                break
+            archive.unlink(missing_ok=True)
+            failures.append(f"{mirror}{filename}: the file's checksum is wrong")
+        else:
+            raise DatasetUnavailable(_missing_message(info, root) + f" (The download failed: {failures[-1]}.)")
+        _unpack(archive)
+
+
+def _fetch(url: str, target: Path, deadline: float, stop: threading.Event | None) -> None:
+    """Download `url` to `target` by `deadline` (time.monotonic()), or raise TimeoutError;
+    a set `stop` raises DownloadStopped at once.
+
+    The transfer runs in a daemon thread that this one watches, so no server (one that never
+    answers, one that trickles a byte at a time, a slow name lookup) holds the caller past
+    the deadline. The thread writes to a unique partial file, renamed into place only when
+    complete; an abandoned thread deletes its partial file and ends at its next read (each
+    read is bounded by the time that was left when it started)."""
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    abandoned, done = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def transfer() -> None:
         try:
-            return cls(root, train=True, download=True), cls(root, train=False, download=True)
-        except Exception as error:
-            reason = str(error).strip().splitlines()
-            raise DatasetUnavailable(
-                _missing_message(info, root) + f" (The download failed: {reason[-1] if reason else type(error).__name__}.)"
-            ) from error
+            request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+            with urllib.request.urlopen(request, timeout=max(0.1, deadline - time.monotonic())) as response, \
+                    open(partial, "wb") as out:
+                # read1 returns what has arrived (up to 64 KiB), so an abandoned transfer notices soon.
+                while not abandoned.is_set() and (chunk := response.read1(1 << 16)):
+                    out.write(chunk)
+            if not abandoned.is_set():
+                partial.replace(target)
+        except BaseException as error:  # handed to the waiting caller
+            failure.append(error)
         finally:
-            socket.setdefaulttimeout(previous)
+            partial.unlink(missing_ok=True)
+            done.set()
+
+    threading.Thread(target=transfer, name=f"download {target.name}", daemon=True).start()
+    while not done.wait(0.05):
+        stopped = stop is not None and stop.is_set()
+        if stopped or time.monotonic() >= deadline:
+            abandoned.set()
+            partial.unlink(missing_ok=True)  # the thread may still hold it open: POSIX frees it when it lets go
+            if stopped:
+                raise DownloadStopped(f"The download of {url} was stopped.")
+            raise TimeoutError(f"{url} did not finish within the download's deadline")
+    if failure:
+        raise failure[0]
+
+
+def _unpack(archive: Path) -> None:
+    """archive.gz -> archive, as torchvision lays a download out (later loads skip the gunzip);
+    written aside and renamed, so an interrupted unpack never leaves a half file."""
+    target = archive.with_suffix("")
+    if target.is_file() or not archive.is_file():
+        return
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    try:
+        with gzip.open(archive) as source, open(partial, "wb") as out:
+            while block := source.read(1 << 20):
+                out.write(block)
+        partial.replace(target)
+    except (OSError, EOFError, zlib.error):
+        pass  # the .gz stays; reading it names what is wrong with it
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _missing_message(info: DatasetInfo, root: Path, tried_download: bool = True) -> str:
     raw = root / info.folder / "raw"
     sources = " or ".join(m for m in info.torchvision_class.mirrors)
+    legacy = root / info.folder / "processed"
+    note = (f" (Its {legacy} holds torchvision's old pickled format, which is never loaded: "
+            f"pickles can run code.)" if legacy.is_dir() and any(legacy.glob("*.pt")) else "")
     return (f"{info.display_name} is not in {raw}" + (" and could not be downloaded. " if tried_download else ". ") +
             f"Download it, or put its four files ({', '.join(IDX_FILES)}, .gz or unpacked) in {raw.resolve()} - "
-            f"they are at {sources} ({info.homepage}) - or point KMNIST_DATA_ROOT at a folder that has them.")
+            f"they are at {sources} ({info.homepage}) - or point KMNIST_DATA_ROOT at a folder that has them." + note)
 
 
 def _idx_folder(folder: Path) -> Path:
@@ -214,17 +418,15 @@ def _idx_folder(folder: Path) -> Path:
 
 
 def _checked(info: DatasetInfo, train_images, train_labels, test_images, test_labels) -> RawDataset:
-    for images, labels in ((train_images, train_labels), (test_images, test_labels)):
-        if images.dim() != 3 or tuple(images.shape[1:]) != info.image_size or len(images) != len(labels):
+    for split, images, labels in (("training", train_images, train_labels), ("test", test_images, test_labels)):
+        if len(images) != len(labels):
+            raise DatasetUnavailable(f"{info.display_name}: the {split} files hold {len(images):,} images "
+                                     f"but {len(labels):,} labels.")
+        if labels.min() < 0 or labels.max() >= info.num_classes:
             raise DatasetUnavailable(
-                f"{info.display_name}: expected 28x28 images with one label each, got images {tuple(images.shape)} "
-                f"and {len(labels)} labels.")
-        if len(labels) and (labels.min() < 0 or labels.max() >= info.num_classes):
-            raise DatasetUnavailable(
-                f"{info.display_name}: labels run from {int(labels.min())} to {int(labels.max())} "
+                f"{info.display_name}: the {split} labels run from {int(labels.min())} to {int(labels.max())} "
                 f"but there are {info.num_classes} class names.")
-    return RawDataset(info, train_images.to(torch.uint8), train_labels.long(),
-                      test_images.to(torch.uint8), test_labels.long())
+    return RawDataset(info, train_images, train_labels.long(), test_images, test_labels.long())
 
 
 @dataclass(frozen=True)

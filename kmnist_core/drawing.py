@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .data import Normalization
 from .evaluation import predict_proba
+from .models import eval_mode
 from .framing import INK_THRESHOLD, MNIST_FRAMING, Framing
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -186,13 +187,9 @@ def saliency(model: torch.nn.Module, normalization: Normalization, image28: torc
     generator = torch.Generator().manual_seed(seed)
     noisy = (image28[None, None] + noise * torch.randn(samples, 1, 28, 28, generator=generator)).clamp(0, 1)
     noisy = noisy.to(device).requires_grad_(True)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         # autograd.grad, not backward(): the model may be shared by several sessions,
         # and this leaves its parameters' .grad untouched.
         (grad,) = torch.autograd.grad(model(normalization.apply(noisy))[:, target].sum(), noisy)
-    finally:
-        model.train(was_training)
     contribution = (grad.mean(0)[0].cpu() * image28).clamp(min=0)
     return contribution / contribution.max().clamp(min=1e-12)

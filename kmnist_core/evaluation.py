@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .data import Normalization
+from .models import eval_mode
 
 
 @torch.no_grad()
@@ -18,14 +19,10 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, normalization: 
                    batch_size: int = 1024) -> torch.Tensor:
     """Logits for uint8 (N, 28, 28) or float [0, 1] images, computed in batches on the model's device."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         # An empty input still runs one (empty) batch, so the output has the model's own width.
         out = [model(normalization.apply(images[i:i + batch_size].to(device))).float()
                for i in range(0, max(len(images), 1), batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 
@@ -50,6 +47,18 @@ class ConfusedPair:
     @property
     def total(self) -> int:
         return self.a_as_b + self.b_as_a
+
+    def describe(self, class_names: list[str]) -> str:
+        """'3 mistakes: 1 read as 7: once; 7 read as 1: twice' - each count set apart from the
+        class names, which may be digits themselves."""
+        a, b = class_names[self.a], class_names[self.b]
+        ways = [f"{true} read as {predicted}: {_times(count)}"
+                for true, predicted, count in ((a, b, self.a_as_b), (b, a, self.b_as_a)) if count]
+        return f"{self.total} mistake{'s' * (self.total != 1)}: " + "; ".join(ways)
+
+
+def _times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
 
 
 @dataclass

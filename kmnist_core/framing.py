@@ -73,7 +73,6 @@ MNIST_FRAMING = Framing(20.0, "mass", 14.0, 14.0)
 KNOWN_FRAMINGS = {
     "mnist": MNIST_FRAMING,
     "kmnist": Framing(28.0, "box", 13.5, 13.5),
-    "kmnist10k": Framing(28.0, "box", 13.5, 13.5),
     "fashion": Framing(28.0, "box", 13.5, 13.5),
 }
 

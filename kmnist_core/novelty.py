@@ -297,7 +297,7 @@ def fit_for_run(run, data_root: str | None = None) -> NoveltyStats:
     from . import data, runs
     model = runs.load_model(run)
     config = run.config
-    splits = data.make_splits(data.load_dataset(run.record["dataset"]["name"], data_root, download=False),
+    splits = data.make_splits(data.load_dataset(run.record.dataset.name, data_root, download=False),
                               config.val_fraction, config.seed)
     stats = fit_for_splits(model, splits, config.seed)
     try:

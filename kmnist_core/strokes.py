@@ -15,7 +15,6 @@ Measured before this module: a resnet scoring 96% on the KMNIST test images reco
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from . import augment
 from .framing import MNIST_FRAMING, Framing
 
 SKELETON_THRESHOLD = 0.3      # of each image's strongest ink: the strokes that are thinned
@@ -116,7 +116,7 @@ def _thin_cross(x: torch.Tensor) -> torch.Tensor:
     return -_thicken_cross(-x)
 
 
-def stroke_augment(images01: torch.Tensor, strength: float, generator: torch.Generator,
+def stroke_augment(images01: torch.Tensor, strength: float, generator: torch.Generator | None,
                    skeletons: torch.Tensor | None = None) -> torch.Tensor:
     """Make a (N, 1, 28, 28) training batch in [0, 1] look more like drawings, on its device.
 
@@ -133,7 +133,7 @@ def stroke_augment(images01: torch.Tensor, strength: float, generator: torch.Gen
     n = images01.shape[0]
     if strength == 0 or n == 0:
         return images01
-    rand = torch.rand(n, 3, generator=generator).to(images01.device)
+    rand = (augment.uniform(n, 3, generator, images01.device) + 1) / 2
     x = images01
     skeleton = thin(x) if skeletons is None else skeletons.view_as(x).to(x.dtype)
 

@@ -5,7 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from kmnist_core import charts, data, dataset_stats
-from pages.common import class_example_rows, class_heading, load_dataset, use_app_navigation
+from pages.helpers.credits import dataset_credit
+from pages.helpers.loaders import try_load_dataset
+from pages.helpers.navigation import use_app_navigation
+from pages.helpers.pictures import class_example_rows, class_heading
 
 use_app_navigation()
 
@@ -20,13 +23,18 @@ def summary(name: str, root: str) -> dataset_stats.DatasetSummary:
 st.title("🗂️ Explore a dataset")
 name = st.selectbox("Dataset", list(data.DATASETS), key="data_dataset",
                     format_func=lambda key: data.DATASETS[key].display_name)
-dataset = load_dataset(name)
+dataset = try_load_dataset(name)
 if dataset is None:
-    st.caption("Choose another dataset above to explore it meanwhile.")
+    if any(not data.needs_download(other) for other in data.DATASETS if other != name):
+        st.caption("Choose another dataset above to explore it meanwhile.")
+    else:
+        st.caption("None of the datasets is on this machine yet. Training a model on one (Train page) downloads "
+                   "it first; then come back to explore it.")
     st.stop()
 info = dataset.info
 stats = summary(name, str(data.default_data_root()))
 st.caption(info.description + (f" Licence: {info.licence}." if info.licence else ""))
+dataset_credit(info)
 
 st.subheader("Examples of each class")
 if st.button("🔀 Other examples"):

@@ -9,34 +9,30 @@ one row near the top.
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
 import streamlit as st
 
 from kmnist_core import charts, data, drawing, framing, novelty, runs
 from pages.canvas import draw_canvas
-from pages.common import image_strip, load_model, offer_kmnist_model, pick_run, usable_runs, use_app_navigation
+from pages.helpers.credits import run_credit
+from pages.helpers.first_model import offer_kmnist_model
+from pages.helpers.loaders import data_root_of, try_load_model
+from pages.helpers.navigation import use_app_navigation
+from pages.helpers.pictures import image_strip
+from pages.helpers.run_picker import pick_run, usable_runs
 
 use_app_navigation()
 
-KANA_DATASETS = ("kmnist", "kmnist10k")
 SOURCES = ("✏️ Draw", "📷 Upload a photo")
 EXAMPLES_SHOWN = 8
 SEEN_SCALE = 5          # the 28x28 image shown 140 px wide: beside the canvas even at 1024 px
-
-
-def _data_root(run: runs.Run) -> str | None:
-    """The data root the run was trained from when it exists here (a shipped run was
-    trained elsewhere), else None: the app's default."""
-    root = run.config.data_root
-    return root if root and Path(root).is_dir() else None
 
 
 def _dataset_if_present(run: runs.Run) -> data.RawDataset | None:
     """The run's dataset when it is on this machine, else None, quietly: predicting needs
     no dataset, only the examples strip and the novelty statistics use it."""
     try:
-        return data.load_dataset(run.record["dataset"]["name"], _data_root(run), download=False)
+        return data.load_dataset(run.record.dataset.name, data_root_of(run), download=False)
     except data.DatasetUnavailable:
         return None
 
@@ -48,10 +44,10 @@ def _learnt_framing(dataset_name: str, root: str) -> framing.Framing:
 
 
 def _framing_of(run: runs.Run, dataset: data.RawDataset | None) -> framing.Framing:
-    name = run.record["dataset"]["name"]
-    if run.record.get("framing") or name in framing.KNOWN_FRAMINGS or dataset is None:
-        return framing.framing_of_record(run.record.get("framing"), name)
-    return _learnt_framing(name, _data_root(run) or "")
+    name = run.record.dataset.name
+    if run.record.framing or name in framing.KNOWN_FRAMINGS or dataset is None:
+        return framing.framing_of_record(run.record.framing, name)
+    return _learnt_framing(name, data_root_of(run) or "")
 
 
 @st.cache_resource(max_entries=8, show_spinner="Learning what this model's classes look like (once per model)…")
@@ -66,7 +62,7 @@ def _novelty_stats(path: str, mtime: float, dataset_present: bool, _model) -> no
         return stats
     run = runs.load_run(path)
     try:
-        return novelty.fit_for_run(run, _data_root(run))
+        return novelty.fit_for_run(run, data_root_of(run))
     except (data.DatasetUnavailable, runs.CheckpointError, ValueError):
         return None
 
@@ -96,9 +92,9 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
     """The canvas (or the upload) and everything the model makes of it. A fragment: a stroke
     reruns only this part of the page, not the run listing and the pickers above it, so
     the answer follows the pen sooner."""
-    dataset_name = run.record["dataset"]["name"]
+    dataset_name = run.record.dataset.name
     class_names = run.class_names
-    is_kana = dataset_name in KANA_DATASETS
+    is_kana = run.record.dataset.is_kana
     # The canvas's column gets its full 280 px at 1024 px wide, the sidebar open.
     input_col, seen_col, answer_col = st.columns([1.4, 0.6, 1.0], gap="medium")
 
@@ -122,7 +118,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
                 else:
                     st.image(image, caption=upload.name, width=240)
 
-    known = f"This model knows {len(class_names)} classes of {run.record['dataset']['display_name']}: " + \
+    known = f"This model knows {len(class_names)} classes of {run.record.dataset.display_name}: " + \
         ", ".join(class_names) + "."
     fashion_note = ("Fashion-MNIST's images are filled silhouettes: fill the shape in, as a solid white area "
                     "(outlines are mostly misread).") if dataset_name == "fashion" else ""
@@ -156,7 +152,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
 
     with seen_col:
         st.markdown("**What the model sees**")
-        st.image(charts.enlarge(image28, SEEN_SCALE), caption=f"28x28, framed like {run.record['dataset']['display_name']}: {frame.describe()}")
+        st.image(charts.enlarge(image28, SEEN_SCALE), caption=f"28x28, framed like {run.record.dataset.display_name}: {frame.describe()}")
 
     with answer_col:
         st.markdown("**Prediction**")
@@ -214,9 +210,10 @@ with pen_col:
     pen = st.slider("Pen width", 6, 40, 20, key="draw_stroke", disabled=source != SOURCES[0],
                     help="MNIST's strokes are about a tenth of the character's height.")
 
-model = load_model(run)
+model = try_load_model(run)
 if model is None:
     st.stop()
 dataset = _dataset_if_present(run)
 
 drawing_and_answer(run, model, dataset, _framing_of(run, dataset), source, pen)
+run_credit(run)

@@ -4,9 +4,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kmnist_core import charts, models
-from pages.common import (duration, image_strip, load_model, load_run_dataset, offer_kmnist_model, pick_run,
-                          test_report, usable_runs, use_app_navigation)
+from kmnist_core import charts, data, models
+from pages.helpers.credits import run_credit
+from pages.helpers.first_model import offer_kmnist_model
+from pages.helpers.formatting import duration
+from pages.helpers.loaders import evaluation_on_test_set, try_load_model, try_load_run_dataset
+from pages.helpers.navigation import use_app_navigation
+from pages.helpers.pictures import image_strip
+from pages.helpers.run_picker import pick_run, usable_runs
 
 use_app_navigation()
 
@@ -21,38 +26,61 @@ if run is None:
     st.stop()
 
 record = run.record
-model = load_model(run)
-report = test_report(run) if model is not None else None
+info = data.DATASETS.get(record.dataset.name)
+run_credit(run)
+if run.caveat:
+    st.warning(f"Not a finished model: {run.caveat}.", icon="⏹️")
+
+
+def validation_metric(column) -> None:
+    """The best epoch's validation accuracy: the figure the epoch was chosen by."""
+    if record.best_val_accuracy is None:
+        column.metric("Validation accuracy", "—", help="This run was never validated.")
+        return
+    column.metric("Validation accuracy", f"{record.best_val_accuracy:.2%}",
+                  help=f"Epoch {record.best_epoch} of {len(record.history)}, the best on the "
+                       + (f"{record.dataset.val_size:,} " if record.dataset.val_size else "")
+                       + "images held out of the training set; the saved weights are that epoch's.")
+
+
+model = try_load_model(run)
+report = evaluation_on_test_set(run) if model is not None else None
 if report is None:  # the reason is shown above; what run.json recorded is still worth showing
-    test = record.get("test") or {}
-    if test:
-        st.metric("Test accuracy (recorded at the end of training)", f"{test['accuracy']:.2%}")
-    if record["history"]:
-        st.plotly_chart(charts.training_curves(record["history"]), key="eval_curves")
+    left, right = st.columns(2)
+    validation_metric(left)
+    if record.test is not None:
+        right.metric("Test accuracy (recorded at the end of training)", f"{record.test.accuracy:.2%}")
+    if info is not None and info.test_set_note:
+        st.caption(info.test_set_note)
+    if record.history:
+        st.plotly_chart(charts.training_curves(record.history), key="eval_curves")
     st.stop()
-dataset = load_run_dataset(run)
+dataset = try_load_run_dataset(run)
 names = report.class_names
 
 if run.shipped:
     st.caption("📦 A model shipped with KMNIST Lab.")
-if record["dataset"]["name"] == "kmnist10k":
-    st.caption("⚠️ Trained and tested on KMNIST10K (a split of the official KMNIST *test* set): "
-               "not comparable with KMNIST accuracies.")
+if info is not None and info.warning:
+    st.caption(f"⚠️ {info.warning}")
 m1, m2, m3, m4, m5 = st.columns(5)
-m1.metric("Test accuracy", f"{report.accuracy:.2%}")
-m2.metric("Test loss", f"{report.loss:.4f}")
-m3.metric("Parameters", f"{record['model']['parameters']:,}")
-m4.metric("Epochs", len(record["history"]))
-m5.metric("Training time", duration((record.get("timings") or {}).get("train_seconds")))
-st.caption(f"{record['dataset']['display_name']} · {record['config']['arch']} — {record['model']['description']} · "
-           f"{len(report.labels):,} test images · trained on {record.get('device', '?')} · status {run.status}")
+validation_metric(m1)
+m2.metric("Test accuracy", f"{report.accuracy:.2%}",
+          help="The official test set, scored with the saved weights; never used to choose them.")
+m3.metric("Test loss", f"{report.loss:.4f}")
+m4.metric("Parameters", f"{record.model.parameters:,}")
+m5.metric("Training time", duration(record.timings.train_seconds if record.timings is not None else None))
+if info is not None and info.test_set_note:
+    st.caption(info.test_set_note)
+st.caption(f"{record.dataset.display_name} · {record.config.arch} — {record.model.description} · "
+           f"{len(record.history)} epochs · {len(report.labels):,} test images · trained on {record.device or '?'} · "
+           f"status {run.status}")
 
-if record["history"]:
+if record.history:
     st.subheader("Training curves")
-    st.plotly_chart(charts.training_curves(record["history"]), key="eval_curves")
+    st.plotly_chart(charts.training_curves(record.history), key="eval_curves")
 
 st.subheader("Confusion matrix")
-normalized = st.toggle("Row-normalised (share of each true class)", value=False)
+normalized = st.toggle("Row-normalised (share of each true class)", value=False, key="evaluate_normalized")
 st.plotly_chart(charts.confusion_heatmap(report.confusion, names, normalized), key="confusion")
 
 st.subheader("Most-confused pairs")
@@ -61,8 +89,7 @@ if not pairs:
     st.success("No confusions at all on the test set.")
 for rank, pair in enumerate(pairs, 1):
     a, b = names[pair.a], names[pair.b]
-    st.markdown(f"**{rank}. {a} ↔ {b}** — {pair.total} mistakes: {pair.a_as_b} {a} read as {b}, "
-                f"{pair.b_as_a} {b} read as {a}")
+    st.markdown(f"**{rank}. {a} ↔ {b}** — {pair.describe(names)}")
     if dataset is not None:
         left, right = st.columns(2)
         for column, true, predicted in ((left, pair.a, pair.b), (right, pair.b, pair.a)):

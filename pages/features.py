@@ -6,7 +6,10 @@ from functools import partial
 import streamlit as st
 
 from kmnist_core import charts, evaluation, features, models, runs
-from pages.common import image_strip, load_model, load_run_dataset, pick_run, usable_runs, use_app_navigation
+from pages.helpers.loaders import try_load_model, try_load_run_dataset
+from pages.helpers.navigation import use_app_navigation
+from pages.helpers.pictures import image_strip
+from pages.helpers.run_picker import pick_run, usable_runs
 
 use_app_navigation()
 
@@ -15,15 +18,15 @@ TILES_PER_ROW = 16
 TITLES = {"pca": "PCA", "tsne": "t-SNE"}
 
 
-# The run's folder and weights' mtime identify the model, its normalisation and its test
+# The run's cache key (runs.cache_key) identifies the model, its normalisation and its test
 # set, so those (underscored) are not hashed.
 @st.cache_data(max_entries=8, show_spinner="Computing the features of the test images…")
-def sample(_model, _dataset, _normalization, path: str, mtime: float, size: int) -> features.Sample:
+def sample(_model, _dataset, _normalization, run_key: tuple, size: int) -> features.Sample:
     return features.sample_features(_model, _dataset, _normalization, size)
 
 
 @st.cache_data(max_entries=16, show_spinner="Projecting to 2-D (t-SNE takes a few seconds per thousand points)…")
-def projection(_sample: features.Sample, path: str, mtime: float, size: int, method: str):
+def projection(_sample: features.Sample, run_key: tuple, size: int, method: str):
     return features.project(_sample.features, method)
 
 
@@ -38,22 +41,22 @@ run = pick_run("Run", usable_runs(), key="features_run")
 if run is None:
     st.info("No trained model yet: train one on the Train page.")
     st.stop()
-model = load_model(run)
-dataset = load_run_dataset(run)
+model = try_load_model(run)
+dataset = try_load_run_dataset(run)
 if model is None or dataset is None:
     st.stop()
 class_names = run.class_names
-mtime = (run.path / runs.WEIGHTS).stat().st_mtime
+run_key = runs.cache_key(run)
 
 st.subheader("The test images as the model sees them")
 st.caption("Each point is a test image placed by its penultimate-layer features (what the last, linear layer "
            "classifies); black rings mark the mistakes. Hover for details, click a point to see its image.")
 size = st.slider("Test images (a stratified sample)", 500, 5000, 2000, step=500, key="features_size")
-picked = sample(model, dataset, run.normalization, str(run.path), mtime, size)
+picked = sample(model, dataset, run.normalization, run_key, size)
 for column, method in zip(st.columns(2), features.METHODS):
     with column:
         st.markdown(f"**{TITLES[method]}**")
-        points = projection(picked, str(run.path), mtime, size, method)
+        points = projection(picked, run_key, size, method)
         chart_key = f"features_{method}"
         st.plotly_chart(charts.embedding_scatter(points, picked.labels, picked.predictions, class_names, picked.indices),
                         key=chart_key, on_select=partial(remember_click, chart_key, run.id), selection_mode="points")

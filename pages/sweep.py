@@ -1,18 +1,16 @@
 """Sweep: train once per value of one hyperparameter (and per seed) in the background,
 then read the metric against the value as mean ± std over the repeats, as the reports did."""
 
-import dataclasses
-from collections import Counter
-
 import streamlit as st
 
-from kmnist_core import charts, data, experiments, models, runs, sweeps
-from kmnist_core.config import OPTIMIZERS, SCHEDULES, TrainConfig
-from pages.common import STATUS_ICONS, job_manager, use_app_navigation
+from kmnist_core import charts, data, models, runs, sweeps
+from kmnist_core.config import TrainConfig
+from pages.helpers.background_jobs import STATUS_ICONS, job_manager, watch_jobs
+from pages.helpers.navigation import use_app_navigation
+from pages.helpers.settings import setting_input
 
 use_app_navigation()
 
-REFRESH_SECONDS = 1.5
 EXAMPLE_VALUES = {"lr": "1e-3, 3e-3, 1e-2", "batch_size": "32, 64, 128", "weight_decay": "0, 1e-4, 1e-3",
                   "dropout": "0, 0.2, 0.5", "width": "0.5, 1, 2", "label_smoothing": "0, 0.1", "augment": "0, 0.5",
                   "epochs": "1, 2, 4", "arch": "mlp, lenet, cnn_small", "optimizer": "adam, adamw, sgd",
@@ -20,23 +18,19 @@ EXAMPLE_VALUES = {"lr": "1e-3, 3e-3, 1e-2", "batch_size": "32, 64, 128", "weight
 
 st.title("🧪 Sweep a hyperparameter")
 manager = job_manager()
-defaults = TrainConfig()
 
 st.subheader("New sweep")
 left, right = st.columns(2)
-dataset = left.selectbox("Dataset", list(data.DATASETS), key="sweep_dataset",
-                         format_func=lambda name: data.DATASETS[name].display_name)
-folder = left.text_input("…or the path of a folder of idx files", placeholder="/path/to/my-dataset")
-arch = right.selectbox("Architecture", models.list_models(), index=models.list_models().index("lenet"), key="sweep_arch",
-                       format_func=lambda name: f"{name}: {models.MODELS[name].description}")
+dataset = setting_input(left, "dataset", key="sweep_dataset", options=list(data.DATASETS),
+                        format_func=lambda name: data.DATASETS[name].display_name)
+folder = left.text_input("…or the path of a folder of idx files", placeholder="/path/to/my-dataset", key="sweep_folder")
+arch = setting_input(right, "arch", key="sweep_arch", value="lenet", options=models.list_models(),
+                     format_func=lambda name: f"{name}: {models.MODELS[name].description}")
 with right.expander("Base settings: every run starts from these"):
     a, b = st.columns(2)
-    epochs = a.number_input("Epochs", 1, 100, defaults.epochs, key="sweep_epochs")
-    batch_size = b.number_input("Batch size", 1, 4096, defaults.batch_size)
-    lr = a.number_input("Learning rate", 1e-6, 10.0, defaults.lr, format="%g", step=1e-4)
-    weight_decay = b.number_input("Weight decay", 0.0, 1.0, defaults.weight_decay, format="%g", step=1e-4)
-    optimizer = a.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(defaults.optimizer))
-    schedule = b.selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(defaults.schedule))
+    base_values = {name: setting_input(column, name, key=f"sweep_{name}")
+                   for column, name in ((a, "epochs"), (b, "batch_size"), (a, "lr"), (b, "weight_decay"),
+                                        (a, "optimizer"), (b, "schedule"))}
 
 param_col, values_col, repeats_col = st.columns([1, 2, 1])
 param = param_col.selectbox("Hyperparameter to sweep", sweeps.SWEEPABLE, key="sweep_param")
@@ -46,12 +40,12 @@ repeats = repeats_col.number_input("Repeats (seeds)", 1, 10, 1, key="sweep_repea
                                    help="Each value is trained this many times with seeds 0, 1, …; "
                                         "the reports used 3 and gave mean ± std.")
 
-base = dataclasses.replace(defaults, dataset=folder.strip() or dataset, arch=arch, epochs=int(epochs),
-                           batch_size=int(batch_size), lr=lr, weight_decay=weight_decay, optimizer=optimizer,
-                           schedule=schedule)
 try:
+    base = TrainConfig(dataset=folder.strip() or dataset, arch=arch, **base_values).validate()
     configs = sweeps.expand(base, param, sweeps.parse_values(base, param, text), int(repeats))
-except ValueError as error:
+    if folder.strip():
+        data.dataset_info(folder.strip())  # a wrong folder is said once here, not as a failure of every run
+except (ValueError, data.DatasetUnavailable) as error:
     st.error(str(error))
 else:
     if st.button(f"Start sweep: {len(configs)} runs", type="primary", key="start_sweep"):
@@ -64,7 +58,7 @@ else:
 st.subheader("Results")
 saved, _ = runs.scan_runs()
 # This process's sweeps (the newest first, some not yet on disk), then those of earlier sessions.
-groups = [group for group in dict.fromkeys([job.config.group for job in manager.jobs()] + experiments.sweep_groups(saved))
+groups = [group for group in dict.fromkeys([job.config.group for job in manager.jobs()] + sweeps.sweep_groups(saved))
           if sweeps.swept_param(group)]
 if not groups:
     st.info("No sweeps yet: start one above, or from a terminal with `python -m kmnist_core sweep`.")
@@ -74,43 +68,31 @@ swept = sweeps.swept_param(group)
 metric = st.selectbox("Metric", sweeps.METRICS, key="sweep_metric")
 
 
-def group_jobs() -> list:
-    return [job.snapshot() for job in manager.jobs() if job.config.group == group]
-
-
 def show_progress(jobs: list) -> None:
-    counts = Counter(job.status for job in jobs)
-    columns = st.columns(4)
-    for column, status in zip(columns, ("queued", "running", "finished")):
-        column.metric(f"{STATUS_ICONS[status]} {status}", counts[status])
-    columns[3].metric("⏹️ ended early", len(jobs) - sum(counts[s] for s in ("queued", "running", "finished")))
+    state = sweeps.progress(jobs)
+    for column, (status, count) in zip(st.columns(len(state.counts)), state.counts.items()):
+        column.metric(f"{STATUS_ICONS.get(status, '')} {status}", count)
     for job in jobs:
         if job.status == "running":
             st.progress(job.progress, text=f"{job.config.name}: epoch {job.epoch}/{job.epochs_total}")
-        elif job.status == "failed":
-            st.error(f"{job.config.name}: {job.message}")
+    for reason, names in state.failures:  # one box per reason, however many runs it stopped
+        who = f"All {len(names)} runs" if len(names) == len(jobs) > 1 else ", ".join(names)
+        st.error(f"{who} failed: {reason}")
 
 
-timer_on = any(job.active for job in group_jobs())
-
-
-@st.fragment(run_every=REFRESH_SECONDS if timer_on else None)
-def sweep_results() -> None:
-    jobs = group_jobs()
-    active = any(job.active for job in jobs)
+def sweep_results(jobs: list) -> None:
     if jobs:
         show_progress(jobs)
-    if active and st.button("Stop sweep", icon="⏹️", key="stop_sweep",
-                            help="Running and queued runs stop; finished runs stay."):
+    if any(job.active for job in jobs) and st.button("Stop sweep", icon="⏹️", key="stop_sweep",
+                                                     help="Running and queued runs stop; finished runs stay."):
         manager.stop_group(group)
-    rows = experiments.sweep_rows(runs.scan_runs()[0], group, metric)
+    # Each refresh scans the runs again: scan_runs re-reads only the records that changed.
+    rows = sweeps.sweep_rows(runs.scan_runs()[0], group, metric)
     if any(row.mean is not None for row in rows):
         st.plotly_chart(charts.sweep_errorbars(rows, swept, metric))
-        st.dataframe(experiments.sweep_table(rows, swept, metric), hide_index=True)
+        st.dataframe(sweeps.sweep_table(rows, swept, metric), hide_index=True)
     else:
         st.info("No run of this sweep has finished yet.")
-    if timer_on and not active:
-        st.rerun()  # the whole page again, to redraw this fragment without its timer
 
 
-sweep_results()
+watch_jobs([job for job in manager.jobs() if job.config.group == group], sweep_results)

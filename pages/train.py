@@ -1,17 +1,26 @@
 """Train: configure a run, launch it as a background job, watch it live, stop it;
 or pick a saved run to evaluate, rename or delete."""
 
+import zlib
+
 import pandas as pd
 import streamlit as st
 
 from kmnist_core import charts, data, models, runs
-from kmnist_core.config import OPTIMIZERS, SCHEDULES, TrainConfig
-from pages.common import STATUS_ICONS, duration, job_manager, when, use_app_navigation
+from kmnist_core.config import DEVICES, TrainConfig
+from pages.helpers.background_jobs import STATUS_ICONS, job_manager, watch_jobs
+from pages.helpers.credits import runs_credits
+from pages.helpers.formatting import duration, when
+from pages.helpers.navigation import use_app_navigation
+from pages.helpers.run_picker import SELECTED_RUN, saved_runs, select_run
+from pages.helpers.settings import setting_input
 
 use_app_navigation()
 
 OWN_DATA = "own"
+JOB_PICKER = "train_job"  # the live panel's select box: its state is the watched job
 DEFAULTS = TrainConfig()
+CHART_SECONDS = 5.0  # the chart is the costly part to redraw: the browser shares the CPU with training
 
 st.title("🏋️ Train")
 manager = job_manager()
@@ -29,50 +38,44 @@ def dataset_label(name: str) -> str:
 def config_form() -> TrainConfig | None:
     """The trainer's settings; the defaults are the one-minute quick demo."""
     left, right = st.columns(2)
-    dataset = left.selectbox("Dataset", [*data.DATASETS, OWN_DATA], index=list(data.DATASETS).index(DEFAULTS.dataset),
-                             format_func=dataset_label)
+    dataset = setting_input(left, "dataset", key="train_dataset", options=[*data.DATASETS, OWN_DATA],
+                            format_func=dataset_label)
     if dataset == OWN_DATA:
-        dataset = left.text_input("Folder of MNIST-format idx files",
+        dataset = left.text_input("Folder of MNIST-format idx files", key="train_folder",
                                   help="train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
                                        "t10k-labels-idx1-ubyte (optionally in raw/), and an optional classes.txt")
-    elif dataset == "kmnist10k":
-        left.caption("⚠️ KMNIST10K is the official KMNIST *test* set split 8,000/2,000 for offline machines: "
-                     "its accuracies are not KMNIST accuracies.")
+    elif data.DATASETS[dataset].warning:
+        left.caption(f"⚠️ {data.DATASETS[dataset].warning}")
     counts = parameter_counts()
-    arch = right.selectbox("Architecture", models.list_models(), index=models.list_models().index(DEFAULTS.arch),
-                           format_func=lambda n: f"{n} ({counts[n]:,} parameters) — {models.MODELS[n].description}")
+    arch = setting_input(right, "arch", key="train_arch", options=models.list_models(),
+                         format_func=lambda n: f"{n} ({counts[n]:,} parameters) — {models.MODELS[n].description}")
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 500, DEFAULTS.epochs)
-    batch_size = c2.number_input("Batch size", 1, 8192, DEFAULTS.batch_size)
-    lr = c3.number_input("Learning rate", 1e-6, 100.0, DEFAULTS.lr, format="%.4g")
-    optimizer = c4.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULTS.optimizer))
+    values = dict(dataset=dataset, arch=arch,
+                  epochs=setting_input(c1, "epochs", key="train_epochs"),
+                  batch_size=setting_input(c2, "batch_size", key="train_batch_size"),
+                  lr=setting_input(c3, "lr", key="train_lr", number_format="%.4g"),
+                  optimizer=setting_input(c4, "optimizer", key="train_optimizer"))
     with st.expander("Advanced"):
         a1, a2, a3, a4 = st.columns(4)
-        schedule = a1.selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(DEFAULTS.schedule))
-        weight_decay = a2.number_input("Weight decay", 0.0, 1.0, DEFAULTS.weight_decay, format="%.2g")
-        label_smoothing = a3.number_input("Label smoothing", 0.0, 0.99, DEFAULTS.label_smoothing)
-        augment = a4.slider("Augmentation strength", 0.0, 1.0, DEFAULTS.augment,
-                            help="random rotation up to 15°, shift up to 3 px and scale up to 15%, times this")
-        flip = a4.checkbox("Random horizontal flips", DEFAULTS.flip,
-                           help="for clothing; characters and digits are not symmetric")
+        values.update(schedule=setting_input(a1, "schedule", key="train_schedule"),
+                      weight_decay=setting_input(a2, "weight_decay", key="train_weight_decay", number_format="%.2g"),
+                      label_smoothing=setting_input(a3, "label_smoothing", key="train_label_smoothing"),
+                      augment=setting_input(a4, "augment", key="train_augment", slider=True),
+                      flip=setting_input(a4, "flip", key="train_flip"))
         b1, b2, b3, b4 = st.columns(4)
-        dropout = None
-        if models.MODELS[arch].has_dropout and b1.checkbox("Set dropout", help="otherwise the preset's own"):
-            dropout = b1.slider("Dropout", 0.0, 0.9, 0.2)
-        width = b2.number_input("Width multiplier", 0.1, 8.0, DEFAULTS.width, help="1 = the preset as published")
-        val_fraction = b3.slider("Validation fraction", 0.0, 0.5, DEFAULTS.val_fraction)
-        seed = b4.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed)
-        d1, d2 = st.columns(2)
-        device = d1.selectbox("Device", ["auto", "cpu", "cuda", "mps"],
-                              help="auto = CUDA GPU, then Apple MPS, then the CPU")
-        name = d2.text_input("Run name (optional)")
-    config = TrainConfig(dataset=dataset, arch=arch, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-                         optimizer=optimizer, schedule=schedule, weight_decay=float(weight_decay),
-                         label_smoothing=float(label_smoothing), augment=float(augment), flip=flip, dropout=dropout,
-                         width=float(width), val_fraction=float(val_fraction), seed=int(seed), device=device,
-                         name=name)
+        if models.MODELS[arch].has_dropout and b1.checkbox("Set dropout", help="otherwise the preset's own",
+                                                           key="train_set_dropout"):
+            values["dropout"] = setting_input(b1, "dropout", key="train_dropout", value=0.2, slider=True)
+        values.update(width=setting_input(b2, "width", key="train_width"),
+                      val_fraction=setting_input(b3, "val_fraction", key="train_val_fraction", slider=True),
+                      seed=setting_input(b4, "seed", key="train_seed"))
+        d1, d2, d3, d4 = st.columns(4)
+        values.update(device=setting_input(d1, "device", key="train_device", options=DEVICES),
+                      ema=setting_input(d2, "ema", key="train_ema", number_format="%.4g"),
+                      strokes=setting_input(d3, "strokes", key="train_strokes", slider=True),
+                      name=setting_input(d4, "name", key="train_name", label="Run name (optional)"))
     try:
-        return config.validate()
+        return TrainConfig(**values).validate()
     except ValueError as error:
         st.error(str(error))
         return None
@@ -82,10 +85,13 @@ def start(config: TrainConfig) -> None:
     try:
         data.load_dataset(config.dataset, config.data_root, download=False)
     except data.DatasetUnavailable as error:
-        if config.dataset in data.DATASETS and data.DATASETS[config.dataset].torchvision_class is not None:
+        if config.dataset in data.DATASETS and data.DATASETS[config.dataset].can_download:
             st.session_state["download_offer"] = (config, str(error))
         else:
             st.error(str(error))
+        return
+    except Exception as error:  # noqa: BLE001 - a damaged dataset can fail in any way: one line
+        st.error(f"The dataset {config.dataset} cannot be read: {type(error).__name__}: {error}".splitlines()[0])
         return
     submit(config)
 
@@ -96,35 +102,32 @@ def submit(config: TrainConfig) -> None:
     except ValueError as error:
         st.error(str(error))
         return
-    st.session_state["watched_job"] = job.id
+    st.session_state[JOB_PICKER] = job.id  # the live panel shows the new job (drawn after this)
     st.session_state.pop("download_offer", None)
 
 
 config = config_form()
-if st.button("Start training", type="primary", disabled=config is None):
+if st.button("Start training", type="primary", disabled=config is None, key="train_start"):
     start(config)
 
 offer = st.session_state.get("download_offer")
 if offer:
     config, message = offer
     st.warning(message, icon="📂")
-    if st.button(f"Download {data.DATASETS[config.dataset].display_name} and train"):
+    if st.button(f"Download {data.DATASETS[config.dataset].display_name} and train", key="train_download"):
         submit(config)  # the job downloads first (through torchvision, with a timeout), then trains
         st.rerun()
 
 
-CHART_SECONDS = 5.0  # the chart is the costly part to redraw: the browser shares the CPU with training
-
-
-def show_progress(job, live: bool) -> None:
+def show_progress(snapshots) -> None:
     """Status, queue place, progress bar, Stop, and the outcome once it has ended."""
-    snap = job.snapshot()
+    (snap,) = snapshots
     c = snap.config
     dataset = dataset_label(c.dataset) if c.dataset in data.DATASETS else c.dataset
-    st.markdown(f"**{STATUS_ICONS.get(snap.status, '')} {job.id}** — {c.arch} on {dataset}, "
+    st.markdown(f"**{STATUS_ICONS.get(snap.status, '')} {snap.id}** — {c.arch} on {dataset}, "
                 f"{c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g} · {snap.status}"
                 + (f" · {snap.phase}" if snap.status == "running" and snap.phase != "training" else ""))
-    position = manager.queue_position(job)
+    position = manager.queue_position(snap)
     if position:
         st.info(f"Waiting for the {snap.device} to be free: place {position} in the queue.")
     if snap.steps_total:
@@ -132,55 +135,74 @@ def show_progress(job, live: bool) -> None:
         st.progress(snap.progress, text=f"epoch {snap.epoch}/{snap.epochs_total} · step {snap.step}/{snap.steps_total} · "
                     f"{snap.images_per_second:,.0f} images/s · "
                     + (f"ETA {duration(eta)}" if snap.status == "running" and eta is not None else duration(snap.elapsed)))
-    if snap.status in ("queued", "running"):
-        st.button("Stop", key=f"stop-{job.id}", on_click=manager.stop, args=(job.id,),
+    if snap.active:
+        st.button("Stop", key=f"stop-{snap.id}", on_click=manager.stop, args=(snap.id,),
                   help="ends the run within a second and keeps its best checkpoint")
     if snap.status == "finished":
         m1, m2, m3 = st.columns(3)
-        m1.metric("Test accuracy", f"{snap.test_accuracy:.2%}")
-        m2.metric("Test loss", f"{snap.test_loss:.4f}")
+        m1.metric("Test accuracy", f"{snap.test.accuracy:.2%}")
+        m2.metric("Test loss", f"{snap.test.loss:.4f}")
         m3.metric("Time taken", duration(snap.ended - snap.started))
     elif snap.status == "failed":
         st.error(f"The run failed: {snap.message}")
-    elif snap.status in ("stopped", "cancelled"):
-        st.warning(f"The run was {snap.status}: {snap.message}. "
-                   + ("Its best checkpoint so far is saved." if snap.status == "stopped" else ""))
-    if snap.run_id and snap.status in ("finished", "stopped"):
-        st.session_state["selected_run"] = snap.run_id
+    elif snap.status == "cancelled":
+        st.warning(f"The run was cancelled: {snap.message}.")
+    elif snap.status == "stopped":
+        kept = kept_run(snap)
+        st.warning(f"The run was stopped ({snap.message}). " + what_was_kept(snap, kept))
+        if kept is not None:
+            # Chosen on the click only: merely shown here, a broken-off run must not become every page's model.
+            if st.button("Evaluate what was kept →", icon="🔎", key=f"evaluate-{snap.id}", on_click=select_run,
+                         args=(snap.run_id,)):
+                st.switch_page("pages/evaluate.py")
+    if snap.run_id and snap.status == "finished":
+        select_run(snap.run_id)  # for the link
         st.page_link("pages/evaluate.py", label="Evaluate this run →", icon="🔎")
-    if live and not snap.active:
-        st.rerun()  # a whole-page rerun ends the timed refreshes, draws the final curves and lists the run
 
 
-def show_curves(job) -> None:
-    snap = job.snapshot()
+def kept_run(snap) -> runs.Run | None:
+    """The run a stopped job left, if it kept any weights."""
+    if not snap.run_id:
+        return None
+    try:
+        run = runs.load_run(snap.run_id, manager.runs_dir)
+    except runs.CheckpointError:
+        return None
+    return run if run.has_weights else None
+
+
+def what_was_kept(snap, run: runs.Run | None) -> str:
+    if run is None:
+        return "Nothing was kept."
+    record = run.record
+    if record.best_epoch is None:
+        return (f"Kept: the weights after {snap.step} training steps, never validated: it stopped before its first "
+                "epoch ended. The lists mark such a run, and pages open on finished models first.")
+    return (f"Kept: the weights of epoch {record.best_epoch} (validation accuracy {record.best_val_accuracy:.2%}), "
+            f"the best of the {len(record.history)} epochs it finished; not tested, as only a finished run is.")
+
+
+def show_curves(snapshots) -> None:
+    (snap,) = snapshots
     if snap.steps or snap.history:
         st.plotly_chart(charts.training_curves(snap.history, snap.steps, snap.steps_total // max(snap.epochs_total, 1),
-                                               snap.steps_total), key=f"curves-{job.id}")
+                                               snap.steps_total), key=f"curves-{snap.id}")
 
 
 def live_panel() -> None:
-    jobs = manager.jobs()
+    jobs = {job.id: job for job in manager.jobs()}
     if not jobs:
         return
     st.subheader("Training jobs")
-    ids = [j.id for j in jobs]
-    watched = st.session_state.get("watched_job")
-    # Labels must not change while a job runs (a changed option list resets the widget).
-    chosen = st.selectbox("Job", ids, index=ids.index(watched) if watched in ids else 0,
-                          format_func=lambda i: f"{i}: {manager.get(i).config.arch} on {manager.get(i).config.dataset}")
-    st.session_state["watched_job"] = chosen
-    job = manager.get(chosen)
-    # Only these two parts refresh while the job is active, each at its own pace; nothing does afterwards.
-    live = job.active
-    if live:
-        # The watching browser draws on the cores that train. Measured in Chromium: the "Running..."
-        # indicator, blinking on every refresh, took a quarter of its CPU time, and the progress
-        # bar's glide to each new value a fifth.
-        st.html("<style>[data-testid='stStatusWidget'] {display: none} "
-                "[data-testid='stProgress'] * {transition: none !important}</style>")
-    st.fragment(show_progress, run_every=1.0 if live else None)(job, live)
-    st.fragment(show_curves, run_every=CHART_SECONDS if live else None)(job)
+    ids = list(jobs)
+    # The widget's state is the one record of the watched job (submit sets it to a new job): a
+    # changing `index` would fight the user's choice. Labels stay the same while a job runs.
+    if st.session_state.get(JOB_PICKER) not in ids:
+        st.session_state[JOB_PICKER] = ids[0]
+    chosen = st.selectbox("Job", ids, key=JOB_PICKER,
+                          format_func=lambda i: f"{i}: {jobs[i].config.arch} on {jobs[i].config.dataset}")
+    # Only these two views refresh while the job is active, each at its own pace.
+    watch_jobs([jobs[chosen]], show_progress, (show_curves, CHART_SECONDS))
 
 
 live_panel()
@@ -188,52 +210,55 @@ live_panel()
 
 def saved_runs_table() -> None:
     st.subheader("Saved runs")
-    found, problems = runs.scan_runs()
-    for problem in problems:
-        st.caption(f"⚠️ skipped: {problem}")
+    found = saved_runs()
     if not found:
         st.info("No saved runs yet: start one above.")
         return
     table = pd.DataFrame([{
         "run": ("📦 " if r.shipped else "") + r.name,
-        "dataset": r.record["dataset"]["display_name"],
-        "architecture": r.record["config"]["arch"],
-        "date": when(r.record.get("created")),
-        "epochs": len(r.record.get("history", [])),
-        "best val": r.record.get("best_val_accuracy"),
+        "dataset": r.record.dataset.display_name,
+        "architecture": r.config.arch,
         "test": r.test_accuracy,
-        "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}",
+        "best val": r.record.best_val_accuracy,
+        "status": f"{STATUS_ICONS.get(r.status, '')} {r.caveat or r.status}",
+        "epochs": len(r.record.history),
+        "date": when(r.record.created),
     } for r in found])
+    # A selection is a row number: keyed by the listed runs, the table starts unselected whenever
+    # the list changes (a run deleted or added), rather than selecting whichever run moved there.
+    listed = zlib.crc32(" ".join(r.id for r in found).encode())
     selection = st.dataframe(
-        table, hide_index=True, on_select="rerun", selection_mode="single-row", key="runs_table",
-        column_config={"best val": st.column_config.NumberColumn(format="percent"),
-                       "test": st.column_config.NumberColumn(format="percent")})
+        table, hide_index=True, on_select="rerun", selection_mode="single-row", key=f"runs_table_{listed:08x}",
+        placeholder="—", column_config={"best val": st.column_config.NumberColumn(format="percent"),
+                                        "test": st.column_config.NumberColumn(format="percent")})
+    runs_credits(found)
     rows = selection.selection.rows
     if not rows:
         st.caption("Select a run to evaluate, rename or delete it.")
         return
     run = found[rows[0]]
-    st.session_state["selected_run"] = run.id
+    select_run(run.id)
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     c1.page_link("pages/evaluate.py", label=f"Evaluate {run.name} →", icon="🔎")
     c1.page_link("pages/draw.py", label="Draw with it →", icon="✏️")
+    if run.shipped:
+        c2.caption("📦 A model shipped with the app: part of the install, it cannot be renamed or deleted.")
+        return
     new_name = c2.text_input("Name", value=run.name, key=f"name-{run.id}")
     if c2.button("Rename", key=f"rename-{run.id}") and new_name.strip():
         try:
             runs.rename_run(run, new_name)
-        except runs.CheckpointError as error:
+        except (runs.CheckpointError, OSError) as error:
             st.error(str(error))
         else:
             st.rerun()
-    if run.shipped:
-        c3.caption("Shipped model: cannot be deleted.")
-    elif c3.button("Delete…", key=f"delete-{run.id}"):
+    if c3.button("Delete…", key=f"delete-{run.id}"):
         confirm_delete(run)
 
 
 @st.dialog("Delete this run?")
 def confirm_delete(run: runs.Run) -> None:
-    st.write(f"**{run.name}** ({run.record['config']['arch']} on {run.record['dataset']['display_name']}) "
+    st.write(f"**{run.name}** ({run.config.arch} on {run.record.dataset.display_name}) "
              "and its weights will be removed from disk.")
     if st.button("Delete", type="primary"):
         try:
@@ -241,7 +266,7 @@ def confirm_delete(run: runs.Run) -> None:
         except (runs.CheckpointError, OSError) as error:
             st.error(str(error))
             return
-        st.session_state.pop("selected_run", None)
+        st.session_state.pop(SELECTED_RUN, None)
         st.rerun()
 
 

@@ -3,6 +3,7 @@ test exercises the same loading path as the real data and none needs the network
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -56,6 +57,21 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_shipped_models(tmp_path_factory):
+    """Each test sees only the runs it makes: the install's shipped models, always listed beside
+    the runs folder, are looked for in an empty folder instead (set for the whole session, so the
+    app servers of the browser tests inherit it). Tests of the shipped models point
+    KMNIST_SHIPPED_DIR back at them."""
+    before = os.environ.get("KMNIST_SHIPPED_DIR")
+    os.environ["KMNIST_SHIPPED_DIR"] = str(tmp_path_factory.mktemp("no-shipped-models"))
+    yield
+    if before is None:
+        del os.environ["KMNIST_SHIPPED_DIR"]
+    else:
+        os.environ["KMNIST_SHIPPED_DIR"] = before
+
+
 @pytest.fixture
 def runs_dir(tmp_path) -> Path:
     return tmp_path / "runs"
@@ -68,10 +84,35 @@ def tiny_config(data_root):
                        data_root=str(data_root), device="cpu")
 
 
-@pytest.fixture
-def trained_run(tiny_config, runs_dir):
+@pytest.fixture(scope="session")
+def trained_once(data_root, tmp_path_factory):
+    """The tiny config trained once per session; trained_run gives each test its own copy."""
     from kmnist_core import training
-    return training.train(tiny_config, runs_dir=runs_dir)
+    from kmnist_core.config import TrainConfig
+    config = TrainConfig(dataset="mnist", arch="mlp_small", epochs=2, batch_size=64, lr=3e-3,
+                         data_root=str(data_root), device="cpu")
+    return training.train(config, runs_dir=tmp_path_factory.mktemp("trained_once")).path
+
+
+@pytest.fixture
+def trained_run(trained_once, runs_dir):
+    """A finished run of tiny_config in runs_dir, free to change or break."""
+    import shutil
+    from kmnist_core import runs
+    shutil.copytree(trained_once, runs_dir / trained_once.name)
+    return runs.load_run(trained_once.name, runs_dir)
+
+
+def make_run(config=None, test_accuracy: float | None = None, folder: str = "made-up-run"):
+    """A run in memory (its folder need not exist) with the given config and test accuracy."""
+    from kmnist_core import runs
+    from kmnist_core.config import TrainConfig
+    record = runs.RunRecord(
+        config=config or TrainConfig(), dataset=runs.DatasetRecord("mnist", "MNIST", [str(i) for i in range(10)]),
+        normalization=data.Normalization(0.13, 0.31), model=runs.ModelRecord("resnet", 1),
+        test=runs.TestResult(loss=0.5, accuracy=test_accuracy) if test_accuracy is not None else None,
+        status="finished" if test_accuracy is not None else "stopped", created=runs.now_iso())
+    return runs.Run(Path(folder), record)
 
 
 needs_shared = pytest.mark.skipif(not (SHARED_DATASETS / "MNIST").is_dir(),
@@ -86,16 +127,16 @@ def app_env(data_root, runs_dir, monkeypatch):
     """The app's environment for AppTest: synthetic data, an empty runs folder, fresh caches,
     and no job left running afterwards."""
     import streamlit as st
-    import pages.common
+    import pages.helpers.navigation
     # AppTest puts Streamlit back in legacy pages/ mode before every run, where the deep-link
     # rerun of use_app_navigation would swallow each click; deep links are tested in the browser.
-    monkeypatch.setattr(pages.common, "use_app_navigation", lambda: None)
+    monkeypatch.setattr(pages.helpers.navigation, "use_app_navigation", lambda: None)
     monkeypatch.setenv("KMNIST_DATA_ROOT", str(data_root))
     monkeypatch.setenv("KMNIST_RUNS_DIR", str(runs_dir))
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
-    from pages.common import job_manager
+    from pages.helpers.background_jobs import job_manager
     for job in job_manager().jobs():
         job_manager().stop(job.id)
         job_manager().wait(job, timeout=30)

@@ -118,7 +118,8 @@ def test_phone_photos_are_turned_upright_by_their_exif_orientation():
 
 
 def test_draw_latency_benchmark_covers_every_preset():
-    from kmnist_core import bench_draw, models
+    from benchmarks import draw_latency as bench_draw
+    from kmnist_core import models
     rows = bench_draw.measure_draw_latency(repeats=2)
     assert [row["arch"] for row in rows] == models.list_models()
     for row in rows:

@@ -51,7 +51,7 @@ def test_evaluate_a_trained_run(trained_run, data_root):
     dataset = load_dataset("mnist", data_root)
     report = evaluate(model, dataset.test_images, dataset.test_labels, trained_run.normalization,
                       trained_run.class_names)
-    assert abs(report.accuracy - trained_run.record["test"]["accuracy"]) < 1e-6
+    assert abs(report.accuracy - trained_run.test_accuracy) < 1e-6
     assert report.confusion.sum() == len(dataset.test_labels)
     assert isinstance(report, Report) and report.support.sum() == 300
 

@@ -15,7 +15,13 @@ REPORT_PARAMETER_COUNTS = {
 
 
 def test_registry_lists_every_preset():
-    assert set(models.list_models()) == set(REPORT_PARAMETER_COUNTS) | {"mixer", "resnet"}
+    assert set(models.list_models()) == set(REPORT_PARAMETER_COUNTS) | {"mixer", "resnet", "resnet_small"}
+
+
+def test_quick_demo_resnet_is_resnet_at_half_width():
+    assert models.count_parameters(models.build("resnet_small")) == 230_458
+    assert models.count_parameters(models.build("resnet_small", width=2)) == \
+        models.count_parameters(models.build("resnet")) == 917_610
 
 
 @pytest.mark.parametrize("name,count", REPORT_PARAMETER_COUNTS.items())
@@ -54,3 +60,15 @@ def test_options_and_errors():
         models.build("vgg")
     with pytest.raises(ValueError, match="no dropout"):
         models.build("lenet", dropout=0.3)
+
+
+def test_eval_mode_restores_the_mode_it_found_even_on_error():
+    model = models.build("resnet")
+    with models.eval_mode(model):
+        assert not model.training and not any(m.training for m in model.modules())
+    assert model.training and all(m.training for m in model.modules())
+    model.eval()
+    with pytest.raises(RuntimeError):
+        with models.eval_mode(model):
+            raise RuntimeError("mid-evaluation")
+    assert not model.training

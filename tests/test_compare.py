@@ -1,65 +1,49 @@
 import io
-import types
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from kmnist_core import charts, data, experiments, features, models, runs, sweeps
+from kmnist_core import charts, compare, data, features, models, runs, sweeps
 
 
 def test_runs_table_has_a_row_per_run_with_the_records_values(trained_run):
-    table = experiments.runs_table([trained_run])
-    assert list(table.columns) == list(experiments.COLUMNS)
+    table = compare.runs_table([trained_run])
+    assert list(table.columns) == list(compare.COLUMNS)
     row = table.iloc[0]
     record = trained_run.record
     assert row["id"] == trained_run.id and row["status"] == "finished" and row["dataset"] == "MNIST"
     assert row["arch"] == "mlp_small" and row["epochs"] == 2 and row["batch_size"] == 64
-    assert row["parameters"] == record["model"]["parameters"]
-    assert row["test_accuracy"] == record["test"]["accuracy"] and row["test_loss"] == record["test"]["loss"]
-    assert row["best_val_accuracy"] == record["best_val_accuracy"]
-    assert row["train_seconds"] == record["timings"]["train_seconds"] > 0
-    assert row["images_per_second"] == record["timings"]["images_per_second"]
+    assert row["parameters"] == record.model.parameters
+    assert row["test_accuracy"] == record.test.accuracy and row["test_loss"] == record.test.loss
+    assert row["best_val_accuracy"] == record.best_val_accuracy
+    assert row["train_seconds"] == record.timings.train_seconds > 0
+    assert row["images_per_second"] == record.timings.images_per_second
 
 
 def test_runs_csv_round_trips_through_pandas(trained_run, runs_dir):
     stopped = runs.load_run(trained_run.path)
-    stopped.record.update(status="stopped", test=None)  # a run without a test metric leaves the cell empty
-    text = experiments.runs_csv([trained_run, stopped])
+    stopped.record.status, stopped.record.test = "stopped", None  # a run without a test metric leaves the cell empty
+    text = compare.runs_csv([trained_run, stopped])
     back = pd.read_csv(io.StringIO(text))
-    assert list(back.columns) == list(experiments.COLUMNS) and len(back) == 2
+    assert list(back.columns) == list(compare.COLUMNS) and len(back) == 2
     assert back["test_accuracy"][0] == pytest.approx(trained_run.test_accuracy)
     assert np.isnan(back["test_accuracy"][1]) and back["status"].tolist() == ["finished", "stopped"]
 
 
 def test_curves_per_epoch_and_against_time_with_unique_labels(trained_run):
     twin = runs.Run(trained_run.path.with_name("twin"), trained_run.record)
-    trained_run.record["name"] = "same name"
-    found = experiments.curves([trained_run, twin], "val_accuracy", x="elapsed")
+    trained_run.record.name = "same name"
+    found = compare.curves([trained_run, twin], "val_accuracy", x="elapsed")
     assert list(found) == [f"same name ({trained_run.id})", "same name (twin)"]
     xs, ys = next(iter(found.values()))
-    history = trained_run.record["history"]
-    assert xs == [h["elapsed"] for h in history] and ys == [h["val_accuracy"] for h in history]
-    assert experiments.curve(history, "val_loss")[0] == [1, 2]
-    assert experiments.curve([{"epoch": 1, "val_loss": None}], "val_loss") == ([], [])
+    history = trained_run.record.history
+    assert xs == [h.elapsed for h in history] and ys == [h.val_accuracy for h in history]
+    assert compare.curve(history, "val_loss")[0] == [1, 2]
+    no_validation = runs.EpochRecord(1, 0.5, 0.9, None, None, 1.0, 1.0)
+    assert compare.curve([no_validation], "val_loss") == ([], [])
     with pytest.raises(ValueError):
-        experiments.curve(history, "test_accuracy")
-
-
-def fake_run(group, value, accuracy):
-    return types.SimpleNamespace(record={"config": {"group": group, "lr": value}, "test": {"accuracy": accuracy}})
-
-
-def test_sweep_groups_and_the_reports_table():
-    group = "sweep-lr-20250101-120000-ab12"
-    found = [fake_run(group, 0.001, 0.8279 + d) for d in (-0.0011, 0, 0.0011)]
-    found += [fake_run("", 0.1, 0.5), fake_run("my-experiment", 0.1, 0.5), fake_run(group, 0.01, None)]
-    assert experiments.sweep_groups(found) == [group]
-    assert sweeps.swept_param(group) == "lr" and sweeps.swept_param("sweep-seed-20250101-120000-ab12") is None
-    rows = experiments.sweep_rows(found[::-1], group, "test_accuracy")  # newest first, as runs are scanned
-    assert [(row.value, row.n) for row in rows] == [(0.001, 3), (0.01, 0)]
-    table = experiments.sweep_table(rows, "lr", "test_accuracy")
-    assert table.values.tolist() == [["0.001", "82.79 ± 0.11", 3], ["0.01", "- ± -", 0]]
+        compare.curve(history, "test_accuracy")
 
 
 @pytest.fixture
