@@ -126,7 +126,7 @@ def cmd_predict(args) -> int:
     from .framing import framing_of_record
     run = runs.load_run(args.run, args.runs_dir)
     model = runs.load_model(run)
-    frame = framing_of_record(run.record.get("framing"), run.record["dataset"]["name"])  # framed as its dataset
+    frame = framing_of_record(run.record.framing, run.record.dataset.name)  # framed as its dataset
     for path in args.images:
         prepared = prepare_drawing(read_image_file(path), frame)
         if prepared is None:
