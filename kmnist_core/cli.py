@@ -123,10 +123,12 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .drawing import read_image_file, prepare_drawing, predict_drawing
+    from .framing import framing_of_record
     run = runs.load_run(args.run, args.runs_dir)
     model = runs.load_model(run)
+    frame = framing_of_record(run.record.framing, run.record.dataset.name)  # framed as its dataset
     for path in args.images:
-        prepared = prepare_drawing(read_image_file(path))
+        prepared = prepare_drawing(read_image_file(path), frame)
         if prepared is None:
             print(f"{path}: no character found (the image is blank)")
             continue

@@ -120,3 +120,21 @@ def test_real_training_images_give_their_known_framing_and_test_images_survive_r
     assert median_correlation(reframe(test, learnt), test.float() / 255) >= floor
     if name != "mnist":  # MNIST's 20 px, the one framing of old, loses these images' layout
         assert median_correlation(reframe(test, framing.MNIST_FRAMING), test.float() / 255) < 0.6
+
+
+def test_the_command_lines_predict_frames_as_the_runs_dataset(data_root, runs_dir, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from kmnist_core import training
+    from kmnist_core.cli import main
+    from kmnist_core.config import TrainConfig
+    run = training.train(TrainConfig(dataset="kmnist", arch="mlp_small", epochs=1, data_root=str(data_root), device="cpu"),
+                         runs_dir=runs_dir)
+    canvas = np.zeros((100, 100), dtype=np.uint8)
+    canvas[10:90, 45:55] = 255
+    Image.fromarray(canvas).save(tmp_path / "stroke.png")
+    used = []
+    real = drawing.prepare_drawing
+    monkeypatch.setattr(drawing, "prepare_drawing", lambda image, frame=framing.MNIST_FRAMING, **kw: used.append(frame) or real(image, frame, **kw))
+    assert main(["predict", run.id, str(tmp_path / "stroke.png"), "--runs-dir", str(runs_dir)]) == 0
+    assert used == [framing.KNOWN_FRAMINGS["kmnist"]] and "stroke.png:" in capsys.readouterr().out
