@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import torchvision
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from . import augment, models, runs, strokes
+from . import augment, framing, models, runs, strokes
 from .config import TrainConfig
 from .data import dataset_info, load_dataset, make_splits, needs_download
 from .evaluation import loss_and_accuracy
@@ -281,6 +281,9 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
         device=describe_device(device),
         versions=versions(),
         attribution=info.attribution,
+        # How the dataset's images fill their frame, learnt from a sample of them: the Draw page
+        # frames a drawing the same way (MNIST: 20 px and centre of mass; KMNIST fills the frame).
+        framing=framing.learn_framing(splits.train_images).to_dict(),
     ), runs_dir)
     record = run.record
     emit(RunStarted(run.id, str(run.path), config.epochs, steps_per_epoch, record.model.parameters, record.device))

@@ -234,3 +234,11 @@ def test_stroke_augmentation_trains_and_is_recorded(tiny_config, runs_dir):
                          runs_dir=runs_dir)
     assert run.status == "finished" and run.config.strokes == 0.5
     assert run.record.test.accuracy > 0.5
+
+
+def test_a_run_records_how_its_dataset_fills_the_frame(tiny_config, runs_dir):
+    from kmnist_core import framing
+    run = training.train(dataclasses.replace(tiny_config, epochs=1), runs_dir=runs_dir)
+    learnt = framing.Framing.from_dict(runs.load_run(run.id, runs_dir).record.framing)
+    # The synthetic characters are 20 px patterns shifted by up to 2 px: a box about 20 px wide.
+    assert 17 <= learnt.extent <= 21
