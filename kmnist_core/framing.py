@@ -69,7 +69,8 @@ class Framing:
 MNIST_FRAMING = Framing(20.0, "mass", 14.0, 14.0)
 
 # What learn_framing finds on the official training sets (tests/test_framing.py checks these
-# against the real data when it is there): used for a run trained before runs recorded theirs.
+# against the real data when it is there): what a run of them records, and what a run trained
+# before runs recorded their framing is given.
 KNOWN_FRAMINGS = {
     "mnist": MNIST_FRAMING,
     "kmnist": Framing(28.0, "box", 13.5, 13.5),

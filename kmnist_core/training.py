@@ -281,9 +281,11 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
         device=describe_device(device),
         versions=versions(),
         attribution=info.attribution,
-        # How the dataset's images fill their frame, learnt from a sample of them: the Draw page
-        # frames a drawing the same way (MNIST: 20 px and centre of mass; KMNIST fills the frame).
-        framing=framing.learn_framing(splits.train_images).to_dict(),
+        # How the dataset's images fill their frame, so the Draw page frames a drawing the same way:
+        # the named datasets' conventions were learnt from their real training images (MNIST: 20 px
+        # and centre of mass; KMNIST fills the frame), a folder's are learnt from a sample of it now.
+        framing=(framing.KNOWN_FRAMINGS[info.name] if info.name in framing.KNOWN_FRAMINGS
+                 else framing.learn_framing(splits.train_images)).to_dict(),
     ), runs_dir)
     record = run.record
     emit(RunStarted(run.id, str(run.path), config.epochs, steps_per_epoch, record.model.parameters, record.device))

@@ -236,9 +236,12 @@ def test_stroke_augmentation_trains_and_is_recorded(tiny_config, runs_dir):
     assert run.record.test.accuracy > 0.5
 
 
-def test_a_run_records_how_its_dataset_fills_the_frame(tiny_config, runs_dir):
+def test_a_run_records_how_its_dataset_fills_the_frame(tiny_config, runs_dir, data_root):
     from kmnist_core import framing
-    run = training.train(dataclasses.replace(tiny_config, epochs=1), runs_dir=runs_dir)
-    learnt = framing.Framing.from_dict(runs.load_run(run.id, runs_dir).record.framing)
+    named = training.train(dataclasses.replace(tiny_config, epochs=1), runs_dir=runs_dir)
+    assert runs.load_run(named.id, runs_dir).record.framing == framing.MNIST_FRAMING.to_dict()
+    folder = training.train(dataclasses.replace(tiny_config, dataset=str(data_root / "MNIST"), epochs=1),
+                            runs_dir=runs_dir)
+    learnt = framing.Framing.from_dict(runs.load_run(folder.id, runs_dir).record.framing)
     # The synthetic characters are 20 px patterns shifted by up to 2 px: a box about 20 px wide.
     assert 17 <= learnt.extent <= 21
