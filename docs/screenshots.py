@@ -44,7 +44,7 @@ def main() -> int:
         shutil.copytree(shipped, runs_dir / shipped.name)
     env = {"KMNIST_DATA_ROOT": args.data_root, "KMNIST_RUNS_DIR": str(runs_dir)}
     try:
-        with app_page(env) as (page, url):
+        with app_page(env, viewport={"width": 1280, "height": 720}) as (page, url):  # a classroom projector
             page.goto(url)
             expect(page.get_by_role("heading", name="KMNIST Lab")).to_be_visible(timeout=60_000)
             save(page, args.out / "home.png")
