@@ -51,8 +51,8 @@ def main() -> int:
 
             page.goto(f"{url}/train")
             choose(page, "Architecture", "lenet (")
-            page.get_by_label("Epochs").fill("4")
-            page.get_by_label("Epochs").press("Enter")
+            page.get_by_role("spinbutton", name="Epochs").fill("4")
+            page.get_by_role("spinbutton", name="Epochs").press("Enter")
             page.wait_for_timeout(1000)
             page.get_by_role("button", name="Start training").click()
             expect(page.get_by_text("epoch 3/").first).to_be_visible(timeout=120_000)
