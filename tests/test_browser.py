@@ -91,7 +91,8 @@ def open_app(page, url: str) -> None:
 
 
 def draw(page, canvas, points: list[tuple[float, float]]) -> None:
-    """One stroke through `points`, given as fractions of the canvas's width and height."""
+    """One stroke through `points`, given as fractions of the canvas's width and height, pressed the
+    instant the pointer arrives (no hover first), as a hurried hand does."""
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
@@ -313,17 +314,6 @@ def correlation(a, b) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def press_and_draw(page, canvas, points: list[tuple[float, float]]) -> None:
-    """One stroke pressed the instant the pointer arrives (no hover first), as a hurried hand does."""
-    box = canvas.bounding_box()
-    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    page.mouse.move(*at[0])
-    page.mouse.down()
-    for x, y in at[1:]:
-        page.mouse.move(x, y, steps=6)
-    page.mouse.up()
-
-
 def clear(page) -> None:
     page.get_by_role("button", name="Clear").click()
     expect(page.get_by_text("a blank canvas or a speck of ink gets no guess")).to_be_visible(timeout=15_000)
@@ -348,13 +338,13 @@ def test_strokes_started_anywhere_arrive_whole(app_url, page):
         if i:
             clear(page)
         points = stroke_from(start)
-        press_and_draw(page, canvas, points)
+        draw(page, canvas, points)
         shown = seen_image(page, app_url)
         assert correlation(shown, expected_image(points)) > 0.9, f"the stroke from {start} did not arrive whole"
     # right after Clear, at once, at the bottom, where the old Clear button's tooltip opened over the canvas
     page.get_by_role("button", name="Clear").click()
     points = [(0.3, 0.97), (0.5, 0.6), (0.7, 0.97)]
-    press_and_draw(page, canvas, points)
+    draw(page, canvas, points)
     assert correlation(seen_image(page, app_url), expected_image(points)) > 0.9
     no_error_boxes(page)
     assert not page.js_errors, page.js_errors
@@ -363,10 +353,10 @@ def test_strokes_started_anywhere_arrive_whole(app_url, page):
 def test_undo_and_redo_take_back_and_restore_a_stroke(app_url, page):
     canvas = open_draw(page, app_url)
     first, second = [(0.3, 0.15), (0.3, 0.85), (0.7, 0.85)], [(0.3, 0.15), (0.75, 0.15)]   # an L, then its lid
-    press_and_draw(page, canvas, first)
+    draw(page, canvas, first)
     seen_image(page, app_url)
     shown = seen_source(page)
-    press_and_draw(page, canvas, second)
+    draw(page, canvas, second)
     both = seen_image(page, app_url, before=shown)
     shown = seen_source(page)
     page.get_by_role("button", name="Undo").click()
@@ -431,7 +421,7 @@ def test_the_draw_page_fits_a_projector(app_url, browser, width, height, theme):
                                 canvas.element_handle())
         assert outline[0] == "solid" and float(outline[1].rstrip("px")) >= 1, outline
 
-        press_and_draw(page, canvas, [(0.25, 0.2), (0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)])
+        draw(page, canvas, [(0.25, 0.2), (0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)])
         seen = page.get_by_test_id("stImage").filter(has_text=re.compile("^28x28"))
         expect(seen).to_be_visible(timeout=30_000)
         answer = page.locator(".draw-answer")
