@@ -155,11 +155,12 @@ class TrainingStep:
     the device: nothing here waits for the device, so a GPU can run ahead of Python."""
 
     def __init__(self, config: TrainConfig, model, optimizer, images, labels, norm, generator, memory_format,
-                 amp_dtype, scaler, skeletons=None):
+                 amp_dtype, scaler, skeletons=None, frame=framing.MNIST_FRAMING):
         self.config, self.model, self.optimizer = config, model, optimizer
         self.images, self.labels, self.norm, self.generator = images, labels, norm, generator
         self.memory_format, self.amp_dtype, self.scaler = memory_format, amp_dtype, scaler
         self.skeletons = skeletons  # the training images thinned once, for the stroke augmentation
+        self.frame = frame          # the dataset's framing: how wide the Draw page's pens come out
         self.loss_sum = torch.zeros((), device=images.device)
         self.correct = torch.zeros((), device=images.device, dtype=torch.long)
 
@@ -168,7 +169,7 @@ class TrainingStep:
         x = self.images[idx].unsqueeze(1).float().div_(255)
         y = self.labels[idx]
         if config.strokes > 0:  # before the warp: the skeletons are the unwarped images'
-            x = strokes.stroke_augment(x, config.strokes, self.generator, self.skeletons[idx])
+            x = strokes.stroke_augment(x, config.strokes, self.generator, self.skeletons[idx], self.frame)
         if config.augment > 0 or config.flip:
             x = augment.affine(x, config.augment, self.generator, config.flip)
         x = self.norm.apply(x).contiguous(memory_format=self.memory_format)
@@ -294,7 +295,7 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
     # thinning every batch would cost 10 ms a step.
     skeletons = strokes.thin_all(train_images) if config.strokes > 0 else None
     take_step = TrainingStep(config, model, optimizer, train_images, train_labels, norm, generator, memory_format,
-                             amp_dtype, scaler, skeletons)
+                             amp_dtype, scaler, skeletons, framing.Framing.from_dict(record.framing))
     replay = None
     sync_every = sync_interval(device)
     best_state, best_key = None, None

@@ -81,11 +81,19 @@ def test_stroke_augment_keeps_the_character():
 
 
 def test_pen_draws_uniform_strokes_of_the_asked_width():
-    skeleton = torch.zeros(3, 1, 28, 28)
+    skeleton = torch.zeros(5, 1, 28, 28)
     skeleton[:, 0, 5:23, 14] = 1
-    inked = strokes.pen(skeleton, torch.tensor([1.0, 3.0, 5.0]))
+    inked = strokes.pen(skeleton, torch.tensor([1.0, 3.0, 4.0, 5.0, 7.0]))
     across = inked[:, 0, 14].sum(1)                                # ink across the line, mid-way
-    assert across.tolist() == pytest.approx([1.0, 3.0, 5.0], abs=0.01)
+    assert across.tolist() == pytest.approx([1.0, 3.0, 4.0, 5.0, 7.0], abs=0.01)
+
+
+def test_the_pen_widths_follow_the_datasets_framing():
+    # A kana fills the frame (28 px), a digit is scaled to 20 px: the same canvas pen is wider on the kana.
+    mnist = strokes.framed_pen_widths(framing.KNOWN_FRAMINGS["mnist"])
+    kana = strokes.framed_pen_widths(framing.KNOWN_FRAMINGS["kmnist"])
+    assert mnist == pytest.approx((1.0, 40 * 20 / 168), abs=0.01)
+    assert kana == pytest.approx((1.0, 40 * 28 / 168), abs=0.01)      # the thinnest pen: a 1 px skeleton
 
 
 def test_redrawn_test_set_redraws_every_image_at_every_pen_width():
