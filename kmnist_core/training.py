@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import torchvision
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from . import augment, framing, models, runs, strokes
+from . import augment, framing, models, novelty, runs, strokes
 from .config import TrainConfig
 from .data import dataset_info, load_dataset, make_splits, needs_download
 from .evaluation import loss_and_accuracy
@@ -385,6 +385,10 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
             test_loss, test_acc = loss_and_accuracy(evaluated, splits.test_images, splits.test_labels, norm)
             record.test = runs.TestResult(loss=test_loss, accuracy=test_acc)
             record.timings.test_seconds = round(time.perf_counter() - test_start, 2)
+            # The Draw page's "not one of my classes?" check, fitted now (1-3 s on the CPU) so that
+            # a new model is ready to draw on.
+            emit(Phase("fitting the 'not one of my classes' check"))
+            novelty.save_for_run(novelty.fit_for_splits(evaluated, splits, config.seed), run.path)
     except OSError as error:
         record.status, record.reason = "failed", _save_failure(error)
     record.finished = runs.now_iso()

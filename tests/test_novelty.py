@@ -10,13 +10,14 @@ from kmnist_core import data, junk, models, novelty, runs
 
 
 @pytest.mark.parametrize("arch", models.list_models())
-def test_every_architecture_has_early_middle_and_last_taps(arch):
+def test_every_architecture_has_early_middle_and_last_taps_and_logits(arch):
     model = models.build(arch)
     where = novelty.taps(model)
     assert 0 <= where["early"] <= where["middle"] <= where["last"] == len(model.features) - 1
     found = novelty.activations(model, torch.zeros(3, 28, 28, dtype=torch.uint8), data.Normalization(0.1, 0.3))
-    assert {name: tuple(x.shape[:1]) for name, x in found.items()} == {"early": (3,), "middle": (3,), "last": (3,)}
-    assert found["last"].shape[1] == model.head.in_features
+    assert {name: tuple(x.shape[:1]) for name, x in found.items()} == {"early": (3,), "middle": (3,), "last": (3,),
+                                                                       "logits": (3,)}
+    assert found["last"].shape[1] == model.head.in_features and found["logits"].shape[1] == 10
     if models.is_convolutional(model):                   # the last feature map, just before the flatten
         assert type(model.features[where["middle"] + 1]).__name__ == "Flatten"
 
@@ -77,8 +78,10 @@ def test_statistics_of_other_weights_are_not_used(fitted, trained_run):
     assert novelty.load_for_run(trained_run.path, model) is None
 
 
-def test_the_command_line_fits_an_existing_run(trained_run, data_root, capsys):
-    assert not (trained_run.path / novelty.FILE).exists()
+def test_the_trainer_fits_the_statistics_and_the_command_line_refits_them(trained_run, data_root, capsys):
+    model = runs.load_model(trained_run)
+    assert novelty.load_for_run(trained_run.path, model) is not None      # fitted by the trainer
+    (trained_run.path / novelty.FILE).unlink()                            # a run from before it did
     assert novelty.main([str(trained_run.path), "--data-root", str(data_root)]) == 0
     assert (trained_run.path / novelty.FILE).is_file() and "saved" in capsys.readouterr().out
     assert novelty.main([str(trained_run.path), "--data-root", str(data_root / "nowhere")]) == 2
