@@ -10,14 +10,15 @@ from kmnist_core import data, junk, models, novelty, runs
 
 
 @pytest.mark.parametrize("arch", models.list_models())
-def test_every_architecture_has_early_middle_and_last_taps_and_logits(arch):
+def test_every_architecture_has_early_middle_and_last_taps_logits_and_ink(arch):
     model = models.build(arch)
     where = novelty.taps(model)
     assert 0 <= where["early"] <= where["middle"] <= where["last"] == len(model.features) - 1
     found = novelty.activations(model, torch.zeros(3, 28, 28, dtype=torch.uint8), data.Normalization(0.1, 0.3))
     assert {name: tuple(x.shape[:1]) for name, x in found.items()} == {"early": (3,), "middle": (3,), "last": (3,),
-                                                                       "logits": (3,)}
+                                                                       "logits": (3,), "ink": (3,)}
     assert found["last"].shape[1] == model.head.in_features and found["logits"].shape[1] == 10
+    assert found["ink"].flatten().tolist() == [0, 0, 0]
     if models.is_convolutional(model):                   # the last feature map, just before the flatten
         assert type(model.features[where["middle"] + 1]).__name__ == "Flatten"
 
