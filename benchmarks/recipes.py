@@ -7,13 +7,16 @@ the figures the student reports gave for their own architectures on the official
 """
 
 BEST = {
-    "mnist": dict(dataset="mnist", arch="resnet", epochs=24, augment=0.7, lr=3e-3, batch_size=128),
+    # The drawing-like strokes (seed 0): re-drawn digits 97.7% -> 98.6%, test 99.68% -> 99.64%.
+    "mnist": dict(dataset="mnist", arch="resnet", epochs=24, augment=0.7, strokes=0.5, lr=3e-3, batch_size=128),
     "fashion": dict(dataset="fashion", arch="resnet", epochs=26, augment=0.3, flip=True, label_smoothing=0.1,
                     lr=3e-3, batch_size=128),
     # Measured on an H200 (seed 0, 30 epochs): 98.18% plain, 98.38% with the weight average, 98.45%
     # with it and label smoothing; CutMix (97.63%) and random erasing did not help and were dropped.
-    "kmnist": dict(dataset="kmnist", arch="resnet", epochs=28, augment=0.5, label_smoothing=0.1, ema=0.999,
-                   lr=3e-3, batch_size=128),
+    # The drawing-like strokes (seed 0, on the CPU): re-drawn characters 89.4% -> 95.5%, test
+    # 98.39% -> 98.24%; at strength 0.75, 95.1% and 98.09%.
+    "kmnist": dict(dataset="kmnist", arch="resnet", epochs=28, augment=0.5, strokes=0.5, label_smoothing=0.1,
+                   ema=0.999, lr=3e-3, batch_size=128),
 }
 
 # (the report's KMNIST test accuracy, our recipe) for the report architectures.
