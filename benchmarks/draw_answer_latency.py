@@ -14,20 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from benchmarks.app_browser import REPO, app_page
+
 CANVAS = "canvas[aria-label^='Drawing area']"
 STROKES = {"seven": [(0.25, 0.2), (0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)],
            "one": [(0.5, 0.12), (0.5, 0.88)]}
@@ -50,43 +43,17 @@ INSTRUMENT = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(runs_dir: Path, data_root: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "KMNIST_RUNS_DIR": str(runs_dir), "KMNIST_DATA_ROOT": data_root}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return process
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError("streamlit did not start within 60 s")
-
-
 def measure(rounds: int, data_root: str) -> tuple[list[float], str]:
     """The mouse-up-to-answer delays of `rounds` drawings, in ms, and the model that answered."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
     runs_dir = Path(tempfile.mkdtemp())
     for shipped in (REPO / "checkpoints").glob("shipped-*"):
         shutil.copytree(shipped, runs_dir / shipped.name)
-    port = free_port()
-    server = serve(runs_dir, data_root, port)
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.goto(f"http://127.0.0.1:{port}/draw")
+        with app_page({"KMNIST_RUNS_DIR": str(runs_dir), "KMNIST_DATA_ROOT": data_root},
+                      viewport={"width": 1280, "height": 720}) as (page, url):
+            page.goto(f"{url}/")
+            page.goto(f"{url}/draw")
             canvas = page.locator(CANVAS)
             expect(canvas).to_be_visible(timeout=60_000)
             model = page.get_by_label("Model", exact=True).input_value()
@@ -105,10 +72,7 @@ def measure(rounds: int, data_root: str) -> tuple[list[float], str]:
                 page.mouse.up()
                 expect(page.locator(".draw-answer")).to_have_count(1, timeout=60_000)
             latencies = page.evaluate("() => window.drawLatencies")[2:]
-            browser.close()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(15)
         shutil.rmtree(runs_dir, ignore_errors=True)
     return latencies, model
 

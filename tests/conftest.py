@@ -3,6 +3,7 @@ test exercises the same loading path as the real data and none needs the network
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from kmnist_core import data
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"   # the browser tests' screenshots and logs
 IDX_NAMES = data.IDX_FILES
 
 
@@ -183,3 +185,54 @@ def kmnist_mirror(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets.KMNIST, "resources", resources)
     yield mirror
     server.shutdown()
+
+
+# The browser tests (test_browser*.py): the app served by `streamlit run`, driven by Playwright
+# through Debian's Chromium (benchmarks/app_browser.py starts both, with deadlines).
+
+def skip_without_browser():
+    """Called at the top of a browser-test module: skips it unless Debian's Chromium and
+    Playwright for Python are installed; returns playwright.sync_api."""
+    from benchmarks.app_browser import CHROMIUM
+    if not CHROMIUM.exists():
+        pytest.skip(f"the browser tests drive Debian's Chromium at {CHROMIUM}, which is not installed "
+                    "(apt-get install chromium)", allow_module_level=True)
+    return pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright for Python "
+                               "(pip install playwright; the browser itself is Debian's Chromium)")
+
+
+@contextlib.contextmanager
+def serving(data_root: Path, runs_dir: Path, log_name: str):
+    """The app on `data_root` and `runs_dir`, its URL yielded; a server that does not start
+    fails the test with its log (kept in test-artifacts/log_name)."""
+    from benchmarks.app_browser import AppDidNotStart, serve_app
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with serve_app({"KMNIST_DATA_ROOT": str(data_root), "KMNIST_RUNS_DIR": str(runs_dir)},
+                       log=ARTIFACTS / log_name) as url:
+            yield url
+    except AppDidNotStart as error:
+        pytest.fail(str(error))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for all the browser tests."""
+    from benchmarks.app_browser import chromium
+    with chromium() as browser:
+        yield browser
+
+
+@contextlib.contextmanager
+def browser_page(browser, viewport: dict, timeout_ms: float = 30_000, **context_options):
+    """A page in a fresh browser context (no cookies or state from other tests); the page's
+    JavaScript errors are collected in page.js_errors."""
+    context = browser.new_context(viewport=viewport, **context_options)
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    page.js_errors = []
+    page.on("pageerror", lambda error: page.js_errors.append(str(error)))
+    try:
+        yield page
+    finally:
+        context.close()

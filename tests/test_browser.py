@@ -13,19 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.app_browser import CHROMIUM, AppDidNotStart, chromium, serve_app
+from conftest import ARTIFACTS, browser_page, serving, skip_without_browser, write_dataset
 
-if not CHROMIUM.exists():
-    pytest.skip(f"the browser tests drive Debian's Chromium at {CHROMIUM}, which is not installed "
-                "(apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright for Python "
-                               "(pip install playwright; the browser itself is Debian's Chromium)")
-expect = sync_api.expect
+expect = skip_without_browser().expect
 
-from conftest import write_dataset  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
 VIEWPORT = {"width": 1400, "height": 1600}   # tall: Streamlit scrolls inside the page, full_page cannot
 TRAIN_IMAGES = 10_000      # synthetic MNIST: LeNet trains at 15-20k images/s on 2 idle cores
 TRAIN_EPOCHS = 20  # about 15 s of training: long enough to see the 5-second chart refresh twice
@@ -49,34 +40,14 @@ def app_url(tmp_path_factory, app_runs_dir):
     write_dataset(data_root / "MNIST", n_train=TRAIN_IMAGES, n_test=1000)
     training.train(TrainConfig(dataset="mnist", arch="lenet", epochs=2, data_root=str(data_root), device="cpu"),
                    runs_dir=app_runs_dir)
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        with serve_app({"KMNIST_DATA_ROOT": str(data_root), "KMNIST_RUNS_DIR": str(app_runs_dir)},
-                       log=ARTIFACTS / "streamlit-server.log") as url:
-            yield url
-    except AppDidNotStart as error:
-        pytest.fail(str(error))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
+    with serving(data_root, app_runs_dir, "streamlit-server.log") as url:
+        yield url
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.js_errors = errors
-    try:
+    with browser_page(browser, VIEWPORT) as page:
         yield page
-    finally:
-        context.close()
 
 
 def no_error_boxes(page) -> None:
@@ -380,10 +351,7 @@ def touch_stroke(page, canvas, points: list[tuple[float, float]]) -> None:
 
 
 def test_a_finger_draws_too(app_url, browser):
-    context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True, is_mobile=False)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
+    with browser_page(browser, {"width": 1024, "height": 768}, has_touch=True, is_mobile=False) as page:
         canvas = open_draw(page, app_url)
         box = canvas.bounding_box()
         page.touchscreen.tap(box["x"] + 0.9 * box["width"], box["y"] + 0.05 * box["height"])  # the top-right band
@@ -393,17 +361,12 @@ def test_a_finger_draws_too(app_url, browser):
         touch_stroke(page, canvas, points)
         assert correlation(seen_image(page, app_url), expected_image(points)) > 0.9
         assert page.evaluate("() => window.scrollY") == 0                                   # and the page did not scroll
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("width, height", [(1280, 720), (1024, 768)])
 def test_the_draw_page_fits_a_projector(app_url, browser, width, height, theme):
-    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=theme)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
+    with browser_page(browser, {"width": width, "height": height}, color_scheme=theme) as page:
         canvas = open_draw(page, app_url)
         inside = lambda box, outer: (box["x"] >= outer["x"] - 0.5 and box["y"] >= outer["y"] - 0.5 and
                                      box["x"] + box["width"] <= outer["x"] + outer["width"] + 0.5 and
@@ -432,5 +395,3 @@ def test_the_draw_page_fits_a_projector(app_url, browser, width, height, theme):
         page.wait_for_timeout(500)
         page.screenshot(path=ARTIFACTS / f"draw-{width}x{height}-{theme}.png")
         no_error_boxes(page)
-    finally:
-        context.close()

@@ -10,16 +10,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from benchmarks.app_browser import CHROMIUM, AppDidNotStart, chromium, serve_app
+from conftest import ARTIFACTS, browser_page, serving, skip_without_browser, write_dataset
 
-if not CHROMIUM.exists():
-    pytest.skip(f"the browser tests drive Debian's Chromium at {CHROMIUM}, which is not installed",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright for Python")
-expect = sync_api.expect
+expect = skip_without_browser().expect
 
-from conftest import write_dataset  # noqa: E402
-from test_browser import ARTIFACTS, open_app  # noqa: E402
+from test_browser import open_app  # noqa: E402
 
 PROJECTOR = {"width": 1280, "height": 720}
 LOADED = 120_000  # ms: a generous limit for a page's first draw on a busy machine (evaluating takes a while)
@@ -46,30 +41,14 @@ def app_url(tmp_path_factory, app_runs_dir):
         run.record.name = name
         run.record.created = (datetime.now(timezone.utc) + timedelta(minutes=minutes)).isoformat()
         run.save()
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        with serve_app({"KMNIST_DATA_ROOT": str(data_root), "KMNIST_RUNS_DIR": str(app_runs_dir)},
-                       log=ARTIFACTS / "streamlit-classroom.log") as url:
-            yield url
-    except AppDidNotStart as error:
-        pytest.fail(str(error))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
+    with serving(data_root, app_runs_dir, "streamlit-classroom.log") as url:
+        yield url
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport=PROJECTOR)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    try:
+    with browser_page(browser, PROJECTOR, timeout_ms=60_000) as page:
         yield page
-    finally:
-        context.close()
 
 
 def cut_off_labels(page) -> list[str]:
