@@ -15,7 +15,7 @@ from kmnist_core.evaluation import predict_proba
 
 def test_run_folder_round_trip(trained_run, data_root, runs_dir):
     files = sorted(p.name for p in trained_run.path.iterdir())
-    assert files == ["model.safetensors", "run.json"]
+    assert files == ["model.safetensors", "novelty.safetensors", "run.json"]   # weights, the Draw page's check, record
     record = json.loads((trained_run.path / "run.json").read_text())
     for key in ("config", "dataset", "normalization", "history", "test", "timings", "device", "versions", "status"):
         assert key in record
