@@ -68,9 +68,10 @@ def main() -> int:
             canvas = page.locator("canvas[aria-label^='Drawing area']")
             expect(canvas).to_be_visible(timeout=60_000)
             box = canvas.bounding_box()
-            page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.2 * box["height"])
+            page.mouse.move(box["x"] + 0.15 * box["width"], box["y"] + 0.35 * box["height"])
             page.mouse.down()
-            for x, y in [(0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)]:  # a 7
+            # つ (tsu), for the page's default model, the Kuzushiji-MNIST flagship
+            for x, y in [(0.35, 0.28), (0.6, 0.25), (0.8, 0.3), (0.85, 0.45), (0.75, 0.6), (0.55, 0.7), (0.4, 0.72)]:
                 page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
             page.mouse.up()
             expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
