@@ -123,11 +123,13 @@ def learn_framing(images: torch.Tensor, sample: int = SAMPLE) -> Framing:
 
 
 def framing_for_dataset(name: str, train_images: torch.Tensor | None = None) -> Framing:
-    """The framing for a run that did not record one: learnt from its training images when
-    they are at hand, else the known framing of a named dataset, else MNIST's."""
+    """A dataset's framing: the known one of a named dataset, else learnt from its training
+    images when they are at hand, else MNIST's."""
+    if name in KNOWN_FRAMINGS:
+        return KNOWN_FRAMINGS[name]
     if train_images is not None and len(train_images):
         return learn_framing(train_images)
-    return KNOWN_FRAMINGS.get(name, MNIST_FRAMING)
+    return MNIST_FRAMING
 
 
 def framing_of_record(framing: dict | None, dataset_name: str, train_images: torch.Tensor | None = None) -> Framing:

@@ -295,7 +295,7 @@ def fit_for_splits(model: nn.Module, splits: Splits, seed: int = 0) -> NoveltySt
     if len(train_images) > FIT_IMAGES:
         pick = torch.randperm(len(train_images), generator=generator)[:FIT_IMAGES]
         train_images, train_labels = train_images[pick], train_labels[pick]
-    frame = framing.KNOWN_FRAMINGS.get(splits.info.name) or framing.learn_framing(splits.train_images)
+    frame = framing.framing_for_dataset(splits.info.name, splits.train_images)
     return fit(model, splits.normalization, train_images, train_labels, held_out, splits.info.num_classes, seed=seed,
                frame=frame)
 

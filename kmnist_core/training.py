@@ -285,8 +285,7 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
         # How the dataset's images fill their frame, so the Draw page frames a drawing the same way:
         # the named datasets' conventions were learnt from their real training images (MNIST: 20 px
         # and centre of mass; KMNIST fills the frame), a folder's are learnt from a sample of it now.
-        framing=(framing.KNOWN_FRAMINGS[info.name] if info.name in framing.KNOWN_FRAMINGS
-                 else framing.learn_framing(splits.train_images)).to_dict(),
+        framing=framing.framing_for_dataset(info.name, splits.train_images).to_dict(),
     ), runs_dir)
     record = run.record
     emit(RunStarted(run.id, str(run.path), config.epochs, steps_per_epoch, record.model.parameters, record.device))

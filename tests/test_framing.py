@@ -67,6 +67,7 @@ def test_a_run_without_a_framing_gets_its_datasets_or_mnists():
     assert framing.framing_for_dataset("/some/own/idx/folder") == framing.MNIST_FRAMING
     own = blobs(200, 24, "box")
     assert framing.framing_for_dataset("/some/own/idx/folder", own).extent == 24
+    assert framing.framing_for_dataset("kmnist", own) == framing.KNOWN_FRAMINGS["kmnist"]   # known, not re-learnt
     recorded = Framing(22.0, "box").to_dict()
     assert framing.framing_of_record(recorded, "mnist") == Framing(22.0, "box")
     assert framing.framing_of_record(None, "fashion") == framing.KNOWN_FRAMINGS["fashion"]
