@@ -155,6 +155,21 @@ def open_page(page: str | None = None):
 
 
 @pytest.fixture
+def offline_kmnist(tmp_path, monkeypatch) -> Path:
+    """No Kuzushiji-MNIST here and its download refused at once: torchvision's mirror is a closed
+    local port, the data root an empty folder (returned)."""
+    import socket
+    import torchvision
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setattr(torchvision.datasets.KMNIST, "mirrors", [f"http://127.0.0.1:{closed}/"])
+    root = tmp_path / "offline-root"
+    monkeypatch.setenv("KMNIST_DATA_ROOT", str(root))
+    return root
+
+
+@pytest.fixture
 def kmnist_mirror(tmp_path, monkeypatch):
     """A local HTTP mirror serving synthetic KMNIST files (gzipped, with their md5s),
     patched into torchvision's KMNIST: the real download path, never the internet."""

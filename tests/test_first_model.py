@@ -1,10 +1,6 @@
 """The one-click first KMNIST model: download through torchvision (from a local mirror
 here) and train the default recipe as a job, with the progress and failures shown."""
 
-import socket
-
-import torchvision
-
 from conftest import open_page
 
 
@@ -37,12 +33,7 @@ def test_download_and_train_from_a_mirror(app_env, kmnist_mirror, tmp_path, monk
     assert not [b for b in at.button if b.label.startswith("Download")]
 
 
-def test_offline_failure_is_explained_once_to_the_session_that_asked(app_env, tmp_path, monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    monkeypatch.setattr(torchvision.datasets.KMNIST, "mirrors", [f"http://127.0.0.1:{closed}/"])
-    monkeypatch.setenv("KMNIST_DATA_ROOT", str(tmp_path / "offline-root"))
+def test_offline_failure_is_explained_once_to_the_session_that_asked(app_env, offline_kmnist):
 
     def failure_shown(at):
         assert not at.exception

@@ -82,15 +82,8 @@ def test_stopping_a_sweep_stops_the_running_job_and_cancels_the_queued(app_env):
     assert any("No run of this sweep has finished yet" in i.value for i in at.info)
 
 
-def test_a_sweep_whose_runs_all_fail_counts_them_and_says_why_once(app_env, tmp_path, monkeypatch):
+def test_a_sweep_whose_runs_all_fail_counts_them_and_says_why_once(app_env, offline_kmnist):
     """Offline, every run of a Kuzushiji-MNIST sweep fails to download it, for the same reason."""
-    import socket
-    import torchvision
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    monkeypatch.setattr(torchvision.datasets.KMNIST, "mirrors", [f"http://127.0.0.1:{closed}/"])
-    monkeypatch.setenv("KMNIST_DATA_ROOT", str(tmp_path / "offline-root"))
     at = open_page("pages/sweep.py")
     at.selectbox(key="sweep_dataset").set_value("kmnist")
     at.selectbox(key="sweep_arch").set_value("mlp_small")
