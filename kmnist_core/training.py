@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import logging
 import math
 import os
 import platform
@@ -30,6 +31,8 @@ from . import augment, framing, models, novelty, runs, strokes
 from .config import TrainConfig
 from .data import dataset_info, load_dataset, make_splits, needs_download
 from .evaluation import loss_and_accuracy
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -387,7 +390,10 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
             # The Draw page's "not one of my classes?" check, fitted now (1-3 s on the CPU) so that
             # a new model is ready to draw on.
             emit(Phase("fitting the 'not one of my classes' check"))
-            novelty.save_for_run(novelty.fit_for_splits(evaluated, splits, config.seed), run.path)
+            try:
+                novelty.save_for_run(novelty.fit_for_splits(evaluated, splits, config.seed), run.path)
+            except ValueError as error:   # a dataset of a few dozen images: the model stands without the check
+                log.warning("no 'not one of my classes' check for run %s: %s", run.id, error)
     except OSError as error:
         record.status, record.reason = "failed", _save_failure(error)
     record.finished = runs.now_iso()

@@ -209,6 +209,21 @@ def test_blank_training_images_are_refused_before_a_run_exists(tmp_path, runs_di
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
 
+def test_a_dataset_too_small_for_the_novelty_check_still_trains(tmp_path, runs_dir):
+    from conftest import IDX_NAMES, synthetic_images, write_idx
+    from kmnist_core import novelty
+    raw = tmp_path / "twenty"
+    raw.mkdir()
+    train_images, train_labels = synthetic_images(20, seed=0, num_classes=2)
+    test_images, test_labels = synthetic_images(10, seed=1, num_classes=2)
+    for name, array in zip(IDX_NAMES, (train_images, train_labels, test_images, test_labels)):
+        write_idx(raw / name, array)
+    run = training.train(TrainConfig(dataset=str(raw), arch="mlp_small", epochs=1, batch_size=8, device="cpu"),
+                         runs_dir=runs_dir)
+    assert run.status == "finished" and run.test_accuracy is not None
+    assert not (run.path / novelty.FILE).exists()        # too few images to calibrate it: left out, not fatal
+
+
 def test_a_full_disk_fails_the_run_and_the_record_matches_the_weights(tiny_config, runs_dir, monkeypatch):
     import errno
     saves = []
