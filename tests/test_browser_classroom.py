@@ -145,5 +145,6 @@ def test_the_job_picker_keeps_every_choice(app_url, page):
     page.screenshot(path=ARTIFACTS / "train-job-picker.png")
     for number in (3, 2, 1):                             # leave nothing training
         choose(page, "Job", re.compile(rf"^job-{number}: "))
+        expect(picker).to_have_value(re.compile(rf"^job-{number}: "), timeout=LOADED)
         page.get_by_role("button", name="Stop").click()
         expect(page.get_by_role("button", name="Stop")).to_have_count(0, timeout=LOADED)
