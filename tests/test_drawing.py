@@ -219,3 +219,17 @@ def test_saliency_lies_on_the_ink_of_clear_drawings(trained_run, data_root):
     assert min(shares) >= 0.9, shares
     drawn = drawing.prepare_drawing(canvas([(40, 240, 120, 160), (40, 70, 60, 220)]))
     assert ink_share_of_saliency(model, trained_run.normalization, drawn) >= 0.9
+
+
+@pytest.mark.parametrize("framing_name", ["kmnist", "mnist"])
+@pytest.mark.parametrize("strokes, expected", [
+    ([(40, 240, 130, 150), (120, 140, 40, 240)], None),               # a big cross, pen 20: clean
+    ([(20, 260, 130, 150)], None),                                     # one tall stroke, pen 20: a clean "1"
+    ([(100, 160, 120, 130), (125, 135, 100, 170)], "small"),           # a cross 70 px across
+    ([(20, 260, 140, 143), (257, 260, 40, 143)], "faint"),             # an L drawn with a 3 px pen
+])
+def test_only_small_or_faint_drawings_are_called_so(strokes, expected, framing_name):
+    from kmnist_core import framing
+    image = canvas(strokes)
+    image28 = drawing.prepare_drawing(image, framing.KNOWN_FRAMINGS[framing_name])
+    assert drawing.small_or_faint(image, image28) == expected
