@@ -20,6 +20,7 @@ from pages.helpers.loaders import data_root_of, try_load_model
 from pages.helpers.navigation import use_app_navigation
 from pages.helpers.pictures import image_strip
 from pages.helpers.run_picker import pick_run, usable_runs
+from pages.helpers import teaching
 
 use_app_navigation()
 
@@ -158,8 +159,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
         st.markdown("**Prediction**")
         if unsure:
             st.markdown(_not_sure(class_names[top], confidence), unsafe_allow_html=True)
-            st.caption("This looks like none of the classes it was trained on. If it is one of them, draw it "
-                       "again, larger and clearer.")
+            teaching.explain_flag(run, dataset, top, drawing.small_or_faint(image, image28))
         else:
             st.markdown(_big_label(class_names[top], is_kana, confidence), unsafe_allow_html=True)
             runners_up = probabilities.argsort(descending=True)[1:3].tolist()
@@ -216,4 +216,5 @@ if model is None:
 dataset = _dataset_if_present(run)
 
 drawing_and_answer(run, model, dataset, _framing_of(run, dataset), source, pen)
+teaching.how_to_write(run, dataset)
 run_credit(run)

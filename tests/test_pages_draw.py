@@ -298,3 +298,35 @@ def test_bad_uploads_show_the_problem_not_a_traceback(env, case):
     assert not at.exception, [e.value for e in at.exception]
     assert message in texts(at, "error") and not at.info
     assert not at.get("plotly_chart") and "Prediction" not in texts(at, "markdown")
+
+
+def flagged_square(span: tuple[int, int]) -> np.ndarray:
+    """A filled square (none of the synthetic classes: the tiny models flag it) from span[0] to span[1] px."""
+    square = np.zeros((280, 280, 4), np.uint8)
+    square[..., 3] = 255
+    square[span[0]:span[1], span[0]:span[1], :3] = 255
+    return square
+
+
+def test_a_flagged_drawing_shows_its_closest_class_and_advises_only_what_fits(env):
+    at = open_draw()
+    at.session_state[CANVAS_KEY] = canvas_value(flagged_square((30, 250)))
+    at.run()
+    no_errors(at)
+    assert "Not one of my classes?" in texts(at, "markdown")
+    captions = " | ".join(c for image in at.get("image") for c in image.captions)
+    assert "looks like these" in captions and "MNIST" in captions
+    assert "larger" not in texts(at, "caption")                     # a big, bold drawing: no such advice
+    # The same square 60 px wide: framed, the model sees the same image, flagged again, but now small.
+    at.session_state[CANVAS_KEY] = canvas_value(flagged_square((120, 180)))
+    at.run()
+    no_errors(at)
+    assert "Not one of my classes?" in texts(at, "markdown") and "drawn small" in texts(at, "caption")
+
+
+def test_how_to_write_these_shows_every_class_with_three_examples(env):
+    at = open_draw()
+    no_errors(at)
+    panel = next(e for e in at.expander if e.label == "How to write these")
+    strips = panel.get("image")
+    assert len(strips) == 10 and all(s.proto.imgs[0].url for s in strips)

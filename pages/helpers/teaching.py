@@ -1,0 +1,66 @@
+"""What the Draw page teaches: for a drawing flagged "not one of my classes", the model's best
+guess and what that class really looks like in the training set; and "How to write these",
+every class beside a few of its training images.
+
+Kuzushiji-MNIST's classes are cursive, classical forms: a modern hiragana drawn by hand is
+often none of them to the model, and the cure is seeing the cursive form, not drawing the
+modern one again larger.
+"""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from kmnist_core import data, runs
+from pages.helpers.pictures import class_example_rows, image_strip
+
+EXAMPLES_SHOWN = 8      # of the flagged drawing's closest class
+WRITING_EXAMPLES = 3    # per class in "How to write these"
+
+ADVICE = {
+    "small": "It is drawn small: if it is one of them, draw it again larger, filling most of the square.",
+    "faint": "Its strokes are thin or faint: if it is one of them, draw it again larger, with a thicker pen.",
+}
+
+
+def literal(text: str) -> str:
+    """`text` (a class or folder name) for Streamlit's Markdown, shown as typed: every ASCII
+    punctuation mark backslash-escaped, as CommonMark allows."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
+
+
+def explain_flag(run: runs.Run, dataset: data.RawDataset | None, closest: int, legibility: str | None) -> None:
+    """Under "Not one of my classes?": why, what to do, and real examples of the closest class.
+    `legibility` is drawing.small_or_faint's verdict on the drawing."""
+    if legibility:
+        st.caption("This looks like none of the classes it was trained on. " + ADVICE[legibility])
+    elif run.record.dataset.name == "kmnist":
+        st.caption("This looks like none of the classes it was trained on. Kuzushiji-MNIST's classes are cursive, "
+                   "classical hiragana: a modern one is often written quite differently. Compare with the "
+                   "real examples below, and see \"How to write these\".")
+    else:
+        st.caption("This looks like none of the classes it was trained on: compare it with the real examples of "
+                   "the closest class below.")
+    if dataset is None:
+        return
+    picks = data.examples_per_class(dataset.train_labels, EXAMPLES_SHOWN, len(run.class_names), seed=0)[closest]
+    if picks:
+        st.image(image_strip(dataset.train_images[picks], factor=2),
+                 caption=literal(f"{run.record.dataset.display_name}'s {run.class_names[closest]} looks like these "
+                                 "(real examples from the training set)"))
+
+
+def how_to_write(run: runs.Run, dataset: data.RawDataset | None) -> None:
+    """An expander: each class's name (a kana class's modern hiragana, big) beside a few of its
+    training images. Outside the drawing's fragment: it does not change with each stroke."""
+    if dataset is None:
+        return
+    with st.expander("How to write these", icon=":material/school:"):
+        if run.record.dataset.is_kana:
+            st.caption("Each class's modern hiragana beside three of its cursive forms from the training set: "
+                       "draw the cursive form.")
+        else:
+            st.caption("Each class beside three of its examples from the training set.")
+        class_example_rows(dataset, WRITING_EXAMPLES)
