@@ -222,3 +222,54 @@ def pixel_histogram(histograms: dict[str, np.ndarray]) -> go.Figure:
                       yaxis=dict(title="share of pixels", type="log",
                                  **log_ticks([v for shares in histograms.values() for v in shares])))
     return fig
+
+
+def activation_colours(values: np.ndarray, scale: float) -> np.ndarray:
+    """Activations as RGB uint8: positive values from black to warm white, negative ones to blue,
+    both relative to `scale` (the layer's largest magnitude, so maps of a layer compare); NaN
+    (padding) mid grey."""
+    v = np.nan_to_num(values / max(scale, 1e-12), nan=0.0).clip(-1, 1)
+    pos, neg = v.clip(0, 1), (-v).clip(0, 1)
+    rgb = np.stack([pos, pos ** 1.5 * 0.9, pos ** 3 * 0.8 + neg], axis=-1)
+    rgb[np.isnan(values)] = 0.45
+    return (rgb * 255).astype(np.uint8)
+
+
+def map_grid(maps: np.ndarray, columns: int = 8, tile: int = 56, gap: int = 3) -> np.ndarray:
+    """Feature maps (K, H, W) as one RGB picture: a grid of `columns` tiles about `tile` px wide,
+    crisp pixels, one colour scale for all (activation_colours)."""
+    count, side = len(maps), max(maps.shape[1:])
+    factor = max(1, round(tile / side))
+    scale = float(np.nanmax(np.abs(maps))) if maps.size else 1.0
+    tiles = [activation_colours(m, scale).repeat(factor, 0).repeat(factor, 1) for m in maps]
+    height, width = tiles[0].shape[:2]
+    rows = -(-count // columns)
+    columns = min(columns, count)
+    grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, np.uint8)
+    for i, picture in enumerate(tiles):
+        top, left = (i // columns) * (height + gap), (i % columns) * (width + gap)
+        grid[top:top + height, left:left + width] = picture
+    return grid
+
+
+def unit_grid(units: np.ndarray, cell: int = 10) -> np.ndarray:
+    """A dense layer's units (U,) as one RGB heat map: a near-square grid of cells, row by row,
+    the unused cells of the last row grey."""
+    columns = math.ceil(math.sqrt(len(units)))
+    padded = np.full(columns * math.ceil(len(units) / columns), np.nan, dtype=np.float32)
+    padded[:len(units)] = units
+    return map_grid(padded.reshape(1, -1, columns), columns=1, tile=cell * columns, gap=0)
+
+
+def class_push(pushes: list[np.ndarray], layer_names: list[str], class_names: list[str]) -> go.Figure:
+    """Which classes each layer pushes towards: a heat map, one row per layer (from the first,
+    at the top) and one column per class, red for towards and blue for against."""
+    z = np.stack(pushes)
+    limit = float(np.abs(z).max()) or 1.0
+    fig = go.Figure(go.Heatmap(z=z, x=list(class_names), y=list(layer_names), zmin=-limit, zmax=limit,
+                               colorscale="RdBu_r", text=np.round(z, 1), texttemplate="%{text}",
+                               hovertemplate="%{y}<br>towards %{x}: %{z:.2f}<extra></extra>",
+                               colorbar=dict(title="push")))
+    fig.update_layout(height=80 + 40 * len(layer_names), margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(type="category", side="top"), yaxis=dict(type="category", autorange="reversed"))
+    return fig

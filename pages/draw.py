@@ -21,6 +21,7 @@ from pages.helpers.navigation import use_app_navigation
 from pages.helpers.pictures import image_strip
 from pages.helpers.run_picker import pick_run, usable_runs
 from pages.helpers import teaching
+from pages.helpers.inside import look_inside
 
 use_app_navigation()
 
@@ -186,6 +187,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
         st.image(charts.overlay(image28, heat, factor=7),
                  caption=f"Red: the ink that raised the score of {class_names[top]} most (SmoothGrad × input). "
                          "Grey: the rest of the drawing as the model sees it.")
+    look_inside(run, model, image28, top)
 
 
 # A projector's screen is small: less of Streamlit's generous padding around this page.

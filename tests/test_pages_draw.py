@@ -330,3 +330,16 @@ def test_how_to_write_these_shows_every_class_with_three_examples(env):
     panel = next(e for e in at.expander if e.label == "How to write these")
     strips = panel.get("image")
     assert len(strips) == 10 and all(s.proto.imgs[0].url for s in strips)
+
+
+def test_look_inside_shows_every_layer_only_when_asked(env):
+    at = open_draw()
+    at.session_state[CANVAS_KEY] = canvas_value(class_drawing())
+    at.run()
+    assert "Layer 1" not in texts(at, "markdown") and len(at.get("plotly_chart")) == 1
+    at.toggle(key="draw_look_inside").set_value(True).run()
+    no_errors(at)
+    markdown = texts(at, "markdown")
+    assert "**Layer 1** · Linear 784→64 · ReLU" in markdown and "**Layer 2**" in markdown   # mlp_small: two hidden layers
+    assert "64 units" in texts(at, "caption") and "Pushes towards" in texts(at, "caption")
+    assert len(at.get("plotly_chart")) == 3                                 # probabilities, layers' push, units' push

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 import streamlit as st
@@ -37,3 +38,9 @@ def class_example_rows(dataset: data.RawDataset, per_class: int, seed: int = 0) 
         name_col, strip_col = st.columns([1, 6], vertical_alignment="center")
         name_col.markdown(class_heading(label), unsafe_allow_html=True)
         strip_col.image(image_strip(dataset.train_images[indices]))
+
+
+def literal(text: str) -> str:
+    """`text` (a class or folder name) for Streamlit's Markdown, shown as typed: every ASCII
+    punctuation mark backslash-escaped, as CommonMark allows."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)

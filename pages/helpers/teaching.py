@@ -9,12 +9,10 @@ modern one again larger.
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from kmnist_core import data, runs
-from pages.helpers.pictures import class_example_rows, image_strip
+from pages.helpers.pictures import class_example_rows, image_strip, literal
 
 EXAMPLES_SHOWN = 8      # of the flagged drawing's closest class
 WRITING_EXAMPLES = 3    # per class in "How to write these"
@@ -23,12 +21,6 @@ ADVICE = {
     "small": "It is drawn small: if it is one of them, draw it again larger, filling most of the square.",
     "faint": "Its strokes are thin or faint: if it is one of them, draw it again larger, with a thicker pen.",
 }
-
-
-def literal(text: str) -> str:
-    """`text` (a class or folder name) for Streamlit's Markdown, shown as typed: every ASCII
-    punctuation mark backslash-escaped, as CommonMark allows."""
-    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
 def explain_flag(run: runs.Run, dataset: data.RawDataset | None, closest: int, legibility: str | None) -> None:
