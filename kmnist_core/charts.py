@@ -226,7 +226,7 @@ def pixel_histogram(histograms: dict[str, np.ndarray]) -> go.Figure:
 
 def activation_colours(values: np.ndarray, scale: float) -> np.ndarray:
     """Activations as RGB uint8: positive values from black to warm white, negative ones to blue,
-    both relative to `scale` (the layer's largest magnitude, so maps of a layer compare); NaN
+    both relative to `scale` (one for a whole layer, so its maps compare), clipped; NaN
     (padding) mid grey."""
     v = np.nan_to_num(values / max(scale, 1e-12), nan=0.0).clip(-1, 1)
     pos, neg = v.clip(0, 1), (-v).clip(0, 1)
@@ -240,7 +240,8 @@ def map_grid(maps: np.ndarray, columns: int = 8, tile: int = 56, gap: int = 3) -
     crisp pixels, one colour scale for all (activation_colours)."""
     count, side = len(maps), max(maps.shape[1:])
     factor = max(1, round(tile / side))
-    scale = float(np.nanmax(np.abs(maps))) if maps.size else 1.0
+    # The 99th percentile, not the maximum: one hot pixel would leave every other map black.
+    scale = float(np.nanpercentile(np.abs(maps), 99)) if maps.size else 1.0
     tiles = [activation_colours(m, scale).repeat(factor, 0).repeat(factor, 1) for m in maps]
     height, width = tiles[0].shape[:2]
     rows = -(-count // columns)
