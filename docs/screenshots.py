@@ -76,6 +76,10 @@ def main() -> int:
             page.mouse.up()
             expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
             save(page, args.out / "draw.png")
+            page.get_by_text("Look inside the model").click()
+            expect(page.get_by_text("Layer 1 ·")).to_be_visible(timeout=60_000)
+            page.get_by_text("Look inside the model").evaluate("e => e.scrollIntoView({block: 'start'})")
+            save(page, args.out / "draw-inside.png")
 
             page.goto(f"{url}/compare")
             expect(page.get_by_text("Compare runs")).to_be_visible(timeout=60_000)

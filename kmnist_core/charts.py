@@ -268,7 +268,7 @@ def class_push(pushes: list[np.ndarray], layer_names: list[str], class_names: li
     z = np.stack(pushes)
     limit = float(np.abs(z).max()) or 1.0
     fig = go.Figure(go.Heatmap(z=z, x=list(class_names), y=list(layer_names), zmin=-limit, zmax=limit,
-                               colorscale="RdBu_r", text=np.round(z, 1), texttemplate="%{text}",
+                               colorscale="RdBu_r", texttemplate="%{z:.1f}",
                                hovertemplate="%{y}<br>towards %{x}: %{z:.2f}<extra></extra>",
                                colorbar=dict(title="push")))
     fig.update_layout(height=80 + 40 * len(layer_names), margin=dict(l=10, r=10, t=10, b=10),

@@ -78,7 +78,7 @@ def describe(module: nn.Module) -> str:
     if isinstance(module, nn.Linear):
         return f"{name} {module.in_features}→{module.out_features}"
     if isinstance(module, nn.Sequential):
-        return "(" + " · ".join(describe(m) for m in module if not isinstance(m, PASS_THROUGH)) + ")"
+        return " · ".join(describe(m) for m in module if not isinstance(m, PASS_THROUGH))
     return name
 
 

@@ -28,8 +28,7 @@ def look_inside(run: runs.Run, model: torch.nn.Module, image28: torch.Tensor, to
         text_col, picture_col = st.columns([1, 2.4], vertical_alignment="center")
         with text_col:
             st.markdown(f"**Layer {number}** · {literal(layer.title)}")
-            st.caption(_what_is_shown(layer) + " Pushes towards " +
-                       ", ".join(f"{literal(names[c])} ({layer.push[c]:+.1f})" for c in layer.push.argsort()[::-1][:2]) + ".")
+            st.caption(_what_is_shown(layer) + " " + _pushes(layer, names))
         with picture_col:
             if layer.has_maps:
                 picked = inside.strongest(layer.values, MAPS_SHOWN)
@@ -44,6 +43,13 @@ def look_inside(run: runs.Run, model: torch.nn.Module, image28: torch.Tensor, to
     st.markdown(f"**The last layer's {len(units)} units that move {literal(names[top])} most**, and where each pushes")
     st.plotly_chart(charts.class_push(list(seen.unit_push[units]), [f"unit {u}" for u in units], names),
                     config={"displayModeBar": False}, key="inside_units")
+
+
+def _pushes(layer: inside.Layer, names: list[str]) -> str:
+    towards = [c for c in layer.push.argsort()[::-1][:2] if layer.push[c] > 0]
+    if not towards:
+        return "Pushes towards no class."
+    return "Pushes towards " + ", ".join(f"{literal(names[c])} ({layer.push[c]:+.1f})" for c in towards) + "."
 
 
 def _what_is_shown(layer: inside.Layer) -> str:
