@@ -6,6 +6,11 @@ classes" check flags: real and re-drawn test images (wrongly), and junk drawings
 scribbles, filled shapes, letters of other scripts, near-blank sketches (rightly).
 
     python -m benchmarks.draw_recognition [--images 1000] [--junk 300] [RUN ...]
+    python -m benchmarks.draw_recognition --modern-kana [--positions 4] [RUN ...]
+
+--modern-kana measures instead how a kana model reads each class's modern hiragana, rendered
+from the Noto CJK fonts (Debian's fonts-noto-cjk), thinned and re-stroked like the test images:
+read right, and flagged "not one of my classes", per pen width.
 
 Needs the real datasets ($KMNIST_DATA_ROOT, else ../shared/datasets beside the checkout).
 """
@@ -18,7 +23,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -67,6 +74,71 @@ def measure(run: runs.Run, dataset: data.RawDataset, images: int = 1000, junk_pe
     return figures
 
 
+# Regular and bold, sans and serif: four skeletons of each kana.
+NOTO_CJK = [Path("/usr/share/fonts/opentype/noto") / name for name in
+            ("NotoSansCJK-Regular.ttc", "NotoSansCJK-Bold.ttc", "NotoSerifCJK-Regular.ttc", "NotoSerifCJK-Bold.ttc")]
+NOTO_JP = 0    # the Japanese face's index in each .ttc
+
+
+def modern_kana(class_names: list[str], fonts: list[Path] = NOTO_CJK) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Each kana class's modern hiragana in each font found, as uint8 (N, 28, 28) white on
+    black, its longer side 26 px (what strokes.redrawn_test_set re-draws), the labels and the
+    fonts used."""
+    images, labels, used = [], [], []
+    for path in fonts:
+        try:
+            font = ImageFont.truetype(str(path), 200, index=NOTO_JP)
+        except OSError:
+            continue
+        used.append(path.stem)
+        for label, name in enumerate(class_names):
+            canvas = Image.new("L", (280, 280), 0)
+            ImageDraw.Draw(canvas).text((140, 140), data.kana_and_romanisation(name)[0], fill=255, font=font,
+                                        anchor="mm")
+            glyph = canvas.crop(canvas.getbbox())
+            side = max(glyph.size)
+            square = Image.new("L", (side, side), 0)
+            square.paste(glyph, ((side - glyph.width) // 2, (side - glyph.height) // 2))
+            framed = Image.new("L", (28, 28), 0)
+            framed.paste(square.resize((26, 26), Image.BILINEAR), (1, 1))
+            images.append(np.asarray(framed))
+            labels.append(label)
+    return torch.from_numpy(np.stack(images)), torch.tensor(labels), used
+
+
+def measure_modern_kana(run: runs.Run, dataset: data.RawDataset, positions: int = 4,
+                        pen_widths: tuple[int, ...] = strokes.PEN_WIDTHS, seed: int = 0) -> str:
+    """Read right and flagged, per pen width, of the modern hiragana re-drawn `positions` times
+    (a random size and place on the canvas each) with each pen."""
+    if not run.record.dataset.is_kana:
+        return f"{run.id}: skipped, not a kana model"
+    model = runs.load_model(run)
+    frame = framing.framing_of_record(run.record.framing, run.record.dataset.name)
+    images, labels, fonts = modern_kana(run.class_names)
+    if not fonts:
+        return f"{run.id}: skipped, no Noto CJK font (apt-get install fonts-noto-cjk)"
+    drawn = strokes.redrawn_test_set(images.repeat(positions, 1, 1), labels.repeat(positions), pen_widths,
+                                     seed=seed, framing=frame)
+    guesses = evaluation.predict_logits(model, drawn.images[:, None], run.normalization).argmax(1).cpu()
+    stats = novelty.load_for_run(run.path, model)
+    if stats is None:
+        config = run.config
+        stats = novelty.fit_for_splits(model, data.make_splits(dataset, config.val_fraction, config.seed), config.seed)
+    flagged = stats.flags(model, drawn.images[:, None], run.normalization).cpu()
+    right = guesses == drawn.labels
+    per_pen = ", ".join(f"{w}: {right[drawn.pen_widths == w].float().mean():.0%} right, "
+                        f"{flagged[drawn.pen_widths == w].float().mean():.0%} flagged" for w in pen_widths)
+    per_class = ", ".join(f"{name.split()[0]} {right[drawn.labels == c].float().mean():.0%}/"
+                          f"{flagged[drawn.labels == c].float().mean():.0%}" for c, name in enumerate(run.class_names))
+    return "\n".join([
+        f"{run.id}: modern hiragana, {len(drawn.labels)} drawings ({len(fonts)} fonts x {positions} positions x "
+        f"{len(pen_widths)} pens)",
+        f"  read right {right.float().mean():.1%}, flagged {flagged.float().mean():.1%}, right and not flagged "
+        f"{(right & ~flagged).float().mean():.1%}",
+        f"  per pen: {per_pen}",
+        f"  per class, read right/flagged: {per_class}"])
+
+
 def report(figures: Figures) -> str:
     widths = ", ".join(f"{w}: {a:.1%}" for w, a in figures.redrawn_accuracy.items())
     mean_redrawn = sum(figures.redrawn_accuracy.values()) / len(figures.redrawn_accuracy)
@@ -87,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=None)
     parser.add_argument("--images", type=int, default=1000, help="test images re-drawn at each pen width")
     parser.add_argument("--junk", type=int, default=300, help="junk drawings of each kind")
+    parser.add_argument("--modern-kana", action="store_true",
+                        help="measure modern hiragana rendered from fonts instead (kana models only)")
+    parser.add_argument("--positions", type=int, default=4, help="with --modern-kana: drawings of each glyph per pen")
     args = parser.parse_args(argv)
     root = os.environ.get("KMNIST_DATA_ROOT") or str(REPO.parent / "shared" / "datasets")
     chosen = [runs.load_run(r, args.runs_dir) for r in args.runs] or \
@@ -97,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         except data.DatasetUnavailable as error:
             print(f"{run.id}: skipped, {error}")
             continue
-        print(report(measure(run, dataset, args.images, args.junk)), flush=True)
+        if args.modern_kana:
+            print(measure_modern_kana(run, dataset, args.positions), flush=True)
+        else:
+            print(report(measure(run, dataset, args.images, args.junk)), flush=True)
     return 0
 
 
