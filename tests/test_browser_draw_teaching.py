@@ -56,7 +56,8 @@ def test_a_flagged_drawing_shows_its_closest_class_in_the_training_set(app_url, 
     strip = page.get_by_test_id("stImage").filter(has_text=re.compile(r"^Kuzushiji-MNIST's .+ looks like these"))
     expect(strip).to_be_visible()
     expect(strip.locator("img")).to_have_js_property("complete", True)
-    assert strip.locator("img").evaluate("img => img.naturalWidth") > 8 * 28      # eight examples side by side
+    size = strip.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert size[0] > 4 * 28 and size[1] > 2 * 28, size                             # eight examples, two rows of four
     expect(page.get_by_text("larger")).to_have_count(0)                            # big and bold: no such advice
     page.get_by_test_id("stExpander").get_by_text("How to write these").click()
     expect(page.get_by_text("three of its cursive forms")).to_be_visible()

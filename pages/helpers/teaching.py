@@ -9,7 +9,9 @@ modern one again larger.
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
+import torch
 
 from kmnist_core import data, runs
 from pages.helpers.pictures import class_example_rows, image_strip, literal
@@ -39,9 +41,18 @@ def explain_flag(run: runs.Run, dataset: data.RawDataset | None, closest: int, l
         return
     picks = data.examples_per_class(dataset.train_labels, EXAMPLES_SHOWN, len(run.class_names), seed=0)[closest]
     if picks:
-        st.image(image_strip(dataset.train_images[picks], factor=2),
+        st.image(_in_two_rows(dataset.train_images[picks]),
                  caption=literal(f"{run.record.dataset.display_name}'s {run.class_names[closest]} looks like these "
                                  "(real examples from the training set)"))
+
+
+def _in_two_rows(images: torch.Tensor, factor: int = 3, gap: int = 2) -> np.ndarray:
+    """The examples in two rows (one when they do not split evenly): big enough to read in the
+    answer's narrow column, on a projector."""
+    if len(images) < 2 or len(images) % 2:
+        return image_strip(images, factor=factor, gap=gap)
+    top, bottom = image_strip(images[:len(images) // 2], factor, gap), image_strip(images[len(images) // 2:], factor, gap)
+    return np.concatenate([top, np.full((gap, top.shape[1]), 255, np.uint8), bottom])
 
 
 def how_to_write(run: runs.Run, dataset: data.RawDataset | None) -> None:
