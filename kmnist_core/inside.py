@@ -38,7 +38,6 @@ PASS_THROUGH = (nn.Dropout, nn.Flatten, nn.Identity)
 
 @dataclass(frozen=True)
 class Layer:
-    name: str              # the modules' indices in `features`: "features.0-2"
     title: str             # what they are: "Conv2d 1→6 5x5 · MaxPool2d · ReLU"
     values: np.ndarray     # (C, H, W) feature maps, or (U,) units
     push: np.ndarray       # (num_classes,) gradient x activation summed, per class
@@ -119,8 +118,7 @@ def look(model: nn.Module, normalization: Normalization, image28: torch.Tensor) 
     for (first, last), out, grad in zip(shown, outputs, grads):
         push = (out * grad).flatten(1).sum(1).detach().float().cpu().numpy()
         title = " · ".join(describe(p) for p in parts[first:last + 1] if not isinstance(p, PASS_THROUGH))
-        name = f"features.{first}" if first == last else f"features.{first}-{last}"
-        layers.append(Layer(name, title, _as_values(out[0]), push))
+        layers.append(Layer(title, _as_values(out[0]), push))
     head_input = x[0].detach().float().cpu()
     weight = head.weight.detach().float().cpu()
     bias = head.bias.detach().float().cpu().numpy() if head.bias is not None else np.zeros(num_classes, np.float32)
