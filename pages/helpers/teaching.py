@@ -28,15 +28,17 @@ ADVICE = {
 def explain_flag(run: runs.Run, dataset: data.RawDataset | None, closest: int, legibility: str | None) -> None:
     """Under "Not one of my classes?": why, what to do, and real examples of the closest class.
     `legibility` is drawing.small_or_faint's verdict on the drawing."""
+    unlike = "This looks like none of the classes it was trained on."
     if legibility:
-        st.caption("This looks like none of the classes it was trained on. " + ADVICE[legibility])
+        st.caption(f"{unlike} {ADVICE[legibility]}")
     elif run.record.dataset.name == "kmnist":
-        st.caption("This looks like none of the classes it was trained on. Kuzushiji-MNIST's classes are cursive, "
-                   "classical hiragana: a modern one is often written quite differently. Compare with the "
-                   "real examples below, and see \"How to write these\".")
+        st.caption(f"{unlike} Kuzushiji-MNIST's classes are cursive, classical hiragana: a modern one is often "
+                   "written quite differently." +
+                   (" Compare with the real examples below, and see \"How to write these\"." if dataset is not None else ""))
+    elif dataset is not None:
+        st.caption(f"{unlike} Compare it with the real examples of the closest class below.")
     else:
-        st.caption("This looks like none of the classes it was trained on: compare it with the real examples of "
-                   "the closest class below.")
+        st.caption(unlike)
     if dataset is None:
         return
     picks = data.examples_per_class(dataset.train_labels, EXAMPLES_SHOWN, len(run.class_names), seed=0)[closest]
