@@ -64,6 +64,13 @@ class Ended:
 
 
 @dataclasses.dataclass
+class Placed:
+    """A job's first event: a worker on this node has taken it out of the cluster's queue."""
+    host: str
+    pid: int
+
+
+@dataclasses.dataclass
 class _Files:
     """A run's files that changed since the worker last sent them, by name."""
     run_id: str
@@ -101,15 +108,12 @@ class Worker:
     def __init__(self, threads: int | None):
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
-        self.pending: list = []
+        self.pending: list = [Placed(socket.gethostname(), os.getpid())]
         self.sent: dict[str, bytes] = {}  # file name -> the digest of what was last sent
         self.run_id: str | None = None
         self.scratch = Path(tempfile.mkdtemp(prefix="kmnist-worker-"))
         if threads:  # the trainer sets torch's threads from it (this process trains this one job)
             os.environ[training.THREADS_VARIABLE] = str(threads)
-
-    def where(self) -> tuple[str, int]:
-        return socket.gethostname(), os.getpid()
 
     def train(self, config: TrainConfig) -> Ended:
         try:
@@ -176,9 +180,8 @@ class RayExecutor:
         mirror = _Mirror(runs_dir)
         try:
             return self._follow(worker, done, on_event, stop, mirror)
-        except RayActorError:
-            reason = f"the cluster worker training it on {_node(worker)} died (its process was killed, or its " \
-                     "machine left the cluster)" + ("; the run keeps its last saved epoch" if mirror.path else "")
+        except RayActorError as error:
+            reason = _death(error, mirror)
             mirror.fail(reason)
             return Ended("failed", reason)
         except RayTaskError as error:  # the trainer raised: the job manager tells its reasons apart
@@ -200,6 +203,8 @@ class RayExecutor:
                     return Ended("cancelled", "cancelled before it started")
             for item in ray.get(poll):
                 started = True
+                if isinstance(item, Placed):
+                    mirror.node = f"{item.host} (process {item.pid})"
                 if isinstance(item, _Files):
                     mirror.write(item)
                     continue
@@ -234,12 +239,13 @@ class RayExecutor:
         return config, {"num_cpus": self.cpus_per_job}, self.cpus_per_job
 
 
-def _node(worker) -> str:
-    try:
-        host, pid = ray.get(worker.where.remote(), timeout=1)
-        return f"{host} (process {pid})"
-    except Exception:  # noqa: BLE001 - it is gone; which node it was is a courtesy
-        return "a node"
+def _death(error: RayActorError, mirror: "_Mirror") -> str:
+    """Why a job's worker is gone, in plain words."""
+    if mirror.node is None:  # it never ran: say what Ray says went wrong (its last line is the cause)
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return f"the cluster could not start a worker for it: {lines[-1] if lines else type(error).__name__}"
+    return (f"its cluster worker on {mirror.node} died (the process was killed, or its machine left the cluster)"
+            + ("; the run keeps its last saved epoch" if mirror.path else ""))
 
 
 class _Mirror:
@@ -248,6 +254,7 @@ class _Mirror:
     def __init__(self, runs_dir):
         self.runs_dir = Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()
         self.path: Path | None = None
+        self.node: str | None = None  # where the worker runs, once it has said
 
     def write(self, files: _Files) -> None:
         if self.path is None:
