@@ -52,7 +52,7 @@ RUN_FILES = (runs.WEIGHTS, novelty.FILE, runs.RECORD)  # the files of a run, in 
 
 
 class ClusterUnavailable(RuntimeError):
-    """Ray is not installed, or the cluster cannot be reached."""
+    """The cluster cannot be reached."""
 
 
 @dataclasses.dataclass
@@ -96,8 +96,11 @@ def connect(address: str, num_cpus: int | None = None) -> None:
 
 def job_manager(address: str, runs_dir=None) -> JobManager:
     """A job manager whose jobs train on the cluster at `address` (see connect)."""
+    cpus = os.environ.get(CPUS_VARIABLE, "1")
+    if not cpus.isdigit():
+        raise ValueError(f"{CPUS_VARIABLE} must be a whole number of cores, not {cpus!r:.20}")
+    executor = RayExecutor(cpus_per_job=int(cpus))
     connect(address)
-    executor = RayExecutor(cpus_per_job=int(os.environ.get(CPUS_VARIABLE, "1")))
     return JobManager(runs_dir, executor=executor, queue_of=executor.queue_of)
 
 
@@ -168,7 +171,7 @@ class RayExecutor:
         """The queue the job waits in on the cluster; ValueError when no node could ever run it."""
         kind, amount = ("GPU", 1) if self._wants_gpu(config) else ("CPU", self.cpus_per_job)
         if not any(node["Alive"] and node["Resources"].get(kind, 0) >= amount for node in ray.nodes()):
-            raise ValueError(f"No machine of the Ray cluster has {amount} {kind}{'s' if amount > 1 else ''} free "
+            raise ValueError(f"No machine of the Ray cluster has {amount} {kind}{'s' if amount > 1 else ''} "
                              f"for a run: " + ("train on the CPU, or add a GPU node (ray start --address ...)."
                                                if kind == "GPU" else f"lower {CPUS_VARIABLE}."))
         return f"cluster {kind}s"
