@@ -13,6 +13,9 @@ events into their Job under its lock, and views read `job.snapshot()`.
 The interface to the work itself is one function, `executor(config, on_event,
 stop, runs_dir) -> Outcome` (by default `training.train`, whose Run is one), so
 another executor could run the same jobs elsewhere without the manager changing.
+An executor that queues jobs outside this process (cluster.py's, on a Ray cluster)
+comes with `queue_of`: then every job goes to it at once, on a thread of its own, and
+stays queued until the executor reports its first event.
 
 Locks: the manager's `_lock` guards its registry of jobs and workers; each job's
 `lock` guards that job's changing state. Code that needs both takes the manager's
@@ -106,6 +109,8 @@ class Job:
 
     def on_event(self, event) -> None:
         with self.lock:
+            if self.status == "queued":  # an executor with a queue of its own has started it (cluster.py)
+                self.status, self.started = "running", time.time()
             if isinstance(event, training.Phase):
                 self.phase = event.name
             elif isinstance(event, training.RunStarted):
@@ -140,9 +145,14 @@ def device_key(name: str) -> str:
 
 
 class JobManager:
-    def __init__(self, runs_dir=None, executor: Executor = training.train):
+    def __init__(self, runs_dir=None, executor: Executor = training.train,
+                 queue_of: Callable[[TrainConfig], str] | None = None):
+        """`queue_of`, for an executor that queues jobs itself: the name of the queue a config
+        waits in there (it stands for the device in Job.device); raises ValueError for a config
+        it can never run."""
         self.runs_dir = runs_dir
         self.executor = executor
+        self.queue_of = queue_of
         self._lock = threading.Condition()  # guards _jobs and _workers; notified whenever a job ends
         self._jobs: dict[str, Job] = {}
         self._numbers = itertools.count(1)
@@ -152,12 +162,14 @@ class JobManager:
     def submit(self, config: TrainConfig) -> Job:
         """Queue a run; raises ValueError at once for a configuration no run can use."""
         config.validate()
-        device = device_key(config.device)
+        device = self.queue_of(config) if self.queue_of else device_key(config.device)
         with self._lock:
             number = next(self._numbers)
             job = Job(f"job-{number}", config, device, number)
             self._jobs[job.id] = job
-            if device not in self._workers or not self._workers[device].is_alive():
+            if self.queue_of:
+                threading.Thread(target=self._follow, args=(job,), name=f"kmnist-{job.id}", daemon=True).start()
+            elif device not in self._workers or not self._workers[device].is_alive():
                 self._workers[device] = threading.Thread(target=self._work, args=(device,),
                                                          name=f"kmnist-jobs-{device}", daemon=True)
                 self._workers[device].start()
@@ -272,6 +284,14 @@ class JobManager:
             with self._lock:
                 self._forget_old_jobs()
                 self._lock.notify_all()
+
+    def _follow(self, job: Job) -> None:
+        """A job of an executor with its own queue, from submission to its end."""
+        if not job.stop_requested.is_set():  # else cancelled already, before it was sent
+            self._run(job)
+        with self._lock:
+            self._forget_old_jobs()
+            self._lock.notify_all()
 
     def _run(self, job: Job) -> None:
         test = None

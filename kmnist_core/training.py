@@ -59,7 +59,12 @@ def describe_device(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
+THREADS_VARIABLE = "KMNIST_CPU_THREADS"  # fewer threads than cores, where a scheduler gave fewer (cluster.py)
+
+
 def cpu_threads() -> int:
+    if os.environ.get(THREADS_VARIABLE, "").isdigit() and int(os.environ[THREADS_VARIABLE]) > 0:
+        return int(os.environ[THREADS_VARIABLE])
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

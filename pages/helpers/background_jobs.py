@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import streamlit as st
@@ -17,8 +18,18 @@ View = Callable[[list[Job]], None]  # draws snapshots of the watched jobs
 
 @st.cache_resource
 def job_manager() -> JobManager:
-    """One per server process: jobs survive reruns, page switches, reloads and other tabs."""
-    return JobManager()
+    """One per server process: jobs survive reruns, page switches, reloads and other tabs.
+    With KMNIST_RAY_ADDRESS set, its jobs train on that Ray cluster (docs/cluster.md)."""
+    address = os.environ.get("KMNIST_RAY_ADDRESS")
+    if not address:
+        return JobManager()
+    try:
+        from kmnist_core import cluster
+        return cluster.job_manager(address)
+    except (ImportError, RuntimeError, ValueError) as error:  # not cached: the next page load tries again
+        st.error(f"Training on the cluster is set up (KMNIST_RAY_ADDRESS) but cannot start: {error}. "
+                 "Install requirements-cluster.txt, start the cluster, or unset the variable.", icon=":material/cloud_off:")
+        st.stop()
 
 
 def watch_jobs(jobs: list[Job], *views: View | tuple[View, float]) -> None:
