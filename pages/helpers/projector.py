@@ -18,7 +18,8 @@ PARAM = "projector"         # ?projector=1 turns it on, ?projector=0 off
 MODE = "projector_mode"     # session key: the mode, kept across pages (a page switch drops the address's parameters)
 SWITCH = "projector_switch"  # the toggle's own key
 
-# No sidebar or header; less padding; large type. Streamlit's stable test ids name the parts.
+# No sidebar or header; less padding; large type; the live view's heading left out (its job picker
+# says what it is), so the Train page's curves stay above the fold. Streamlit's test ids name the parts.
 STYLE = """<style>
 [data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'], [data-testid='stExpandSidebarButton'],
 [data-testid='stHeader'] {display: none}
@@ -27,6 +28,8 @@ STYLE = """<style>
 [data-testid='stMain'] [data-testid='stMarkdownContainer'] p {font-size: 1.2rem}
 [data-testid='stMain'] [data-testid='stCaptionContainer'] p {font-size: 1rem}
 .st-key-projector_corner {position: fixed; top: 0.6rem; right: 1.5rem; z-index: 999990; width: auto}
+.st-key-projector_live [data-testid='stElementContainer']:has(h3) {display: none}
+.st-key-projector_live [data-testid='stMetricValue'] {font-size: 1.75rem}
 </style>"""
 
 
@@ -70,15 +73,15 @@ class DrawLayout:
 
 
 def draw_layout() -> DrawLayout | None:
-    """The Draw page on one projector screen: canvas, what the model sees with the answer under
-    it, the probabilities and the saliency side by side in one row; None when not projecting."""
+    """The Draw page on one projector screen: the canvas, what the model sees, the answer, the
+    probabilities and the saliency side by side in one row; None when not projecting."""
     if not is_on():
         return None
-    canvas, answer, chart, saliency = st.columns([1.1, 0.9, 1.35, 0.8], gap="small")
-    return DrawLayout((canvas, answer, answer), (chart, saliency))
+    canvas, seen, answer, chart, saliency = st.columns([1.15, 0.7, 1.0, 1.45, 0.75], gap="small")
+    return DrawLayout((canvas, seen, answer), (chart, saliency))
 
 
 def above_the_fold():
     """Where a page's live view goes: a container here, at the top, when projecting (the Train
     page's progress and curves above its form); otherwise wherever it is drawn."""
-    return st.container() if is_on() else contextlib.nullcontext()
+    return st.container(key="projector_live") if is_on() else contextlib.nullcontext()
