@@ -104,7 +104,7 @@ def share(image28, *, owner: str, label: int, answer: int, class_names, dataset:
     for what, index in (("intended class", label), ("model's answer", answer)):
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(names):
             raise GalleryError(f"The {what} must be one of the model's {len(names)} classes.")
-    image = _as_uint8(image28)
+    image = as_uint8(image28)
     created = datetime.now(timezone.utc)
     drawing = SharedDrawing(f"{created:%Y%m%d-%H%M%S-%f}-{secrets.token_hex(3)}", _text(owner, "name"), label,
                             answer, names, _text(dataset, "dataset name"), _text(run_id, "run id"),
@@ -121,7 +121,7 @@ def share(image28, *, owner: str, label: int, answer: int, class_names, dataset:
     return drawing
 
 
-def _as_uint8(image28) -> np.ndarray:
+def as_uint8(image28) -> np.ndarray:
     array = np.asarray(image28.detach().cpu() if isinstance(image28, torch.Tensor) else image28)
     if array.shape != (28, 28):
         raise GalleryError(f"A shared drawing is a 28x28 image, not {'x'.join(map(str, array.shape))}.")
