@@ -29,7 +29,8 @@ STYLE = """<style>
 [data-testid='stMain'] [data-testid='stCaptionContainer'] p {font-size: 1rem}
 .st-key-projector_corner {position: fixed; top: 0.6rem; right: 1.5rem; z-index: 999990; width: auto}
 .st-key-projector_live [data-testid='stElementContainer']:has(h3) {display: none}
-.st-key-projector_live [data-testid='stMetricValue'] {font-size: 1.75rem}
+[data-testid='stMain'] [data-testid='stMetricValue'] p {font-size: 2.5rem}
+.st-key-projector_live [data-testid='stMetricValue'] p {font-size: 1.75rem}
 </style>"""
 
 
