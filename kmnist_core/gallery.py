@@ -117,11 +117,16 @@ def share(image28, *, owner: str, label: int, answer: int, class_names, dataset:
             raise GalleryFull(f"The class gallery is full ({count:,} drawings, {size / 2**20:.1f} MB): "
                               f"the teacher can remove drawings or clear it.")
         runs.atomic_write(folder / f"{drawing.id}.png", png)
-        runs.atomic_write(folder / f"{drawing.id}.json", entry)
+        try:
+            runs.atomic_write(folder / f"{drawing.id}.json", entry)
+        except BaseException:
+            (folder / f"{drawing.id}.png").unlink(missing_ok=True)   # no image left without its entry
+            raise
     return drawing
 
 
 def as_uint8(image28) -> np.ndarray:
+    """A prepared drawing (a (28, 28) tensor or array, float in [0, 1] or uint8) as uint8."""
     array = np.asarray(image28.detach().cpu() if isinstance(image28, torch.Tensor) else image28)
     if array.shape != (28, 28):
         raise GalleryError(f"A shared drawing is a 28x28 image, not {'x'.join(map(str, array.shape))}.")

@@ -84,8 +84,8 @@ def test_a_failed_write_leaves_no_half_drawing(runs_dir, monkeypatch):
     monkeypatch.setattr(runs, "atomic_write", full_disk)
     with pytest.raises(OSError):
         share_some(runs_dir, 1, seed=5)
-    assert len(gallery.list_shared(runs_dir)) == 1          # the image without its JSON is not listed
-    assert not [p for p in (runs_dir / runs.GALLERY_FOLDER).iterdir() if p.name.endswith(".tmp")]
+    assert len(gallery.list_shared(runs_dir)) == 1
+    assert sorted(p.suffix for p in (runs_dir / runs.GALLERY_FOLDER).iterdir()) == [".json", ".png"]  # nothing half
 
 
 def test_the_gallery_is_bounded_and_says_so(runs_dir, monkeypatch):
