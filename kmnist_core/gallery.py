@@ -137,7 +137,7 @@ def as_uint8(image28) -> np.ndarray:
 
 def _png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(image, mode="L").save(buffer, format="PNG", optimize=True)
+    Image.fromarray(image).save(buffer, format="PNG", optimize=True)   # uint8 (28, 28): 8-bit grey
     return buffer.getvalue()
 
 
