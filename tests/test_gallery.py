@@ -140,6 +140,7 @@ def test_accuracy_by_class_scores_what_each_student_meant(runs_dir, trained_run)
 
 
 def test_the_export_reads_back_and_trains(runs_dir, tmp_path):
+    # 45 drawings to train on: too few for a stratified 10% validation split of 10 classes (data.make_splits)
     shared = share_some(runs_dir, 60, seed=3)
     folder = gallery.export_dataset(CLASSES, runs_dir=runs_dir)
     assert folder.parent == gallery.gallery_dir(runs_dir) / gallery.EXPORTS
