@@ -69,6 +69,7 @@ PAGES = [
     st.Page("pages/sweep.py", title="Sweep", icon="🧪"),
     st.Page("pages/dataset.py", title="Data", icon="🗂️", url_path="data"),
     st.Page("pages/features.py", title="Features", icon="🧭"),
+    st.Page("pages/class_gallery.py", title="Class", icon="🖼️", url_path="class"),
 ]
 PAGE_BLURBS = [
     (PAGES[1], "Train a model, watch it learn"),

@@ -464,13 +464,16 @@ class Splits:
 
 
 def make_splits(data: RawDataset, val_fraction: float = 0.1, seed: int = 0) -> Splits:
-    """Carve a stratified, seeded validation split from the training set."""
+    """Carve a seeded validation split from the training set, stratified where each class has enough images."""
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     indices = torch.arange(len(data.train_labels))
     if val_fraction > 0:
-        train_idx, val_idx = train_test_split(indices.numpy(), test_size=val_fraction, random_state=seed,
-                                              stratify=data.train_labels.numpy())
+        try:
+            train_idx, val_idx = train_test_split(indices.numpy(), test_size=val_fraction, random_state=seed,
+                                                  stratify=data.train_labels.numpy())
+        except ValueError:  # a small own folder (a class's shared drawings) has too few images of a class
+            train_idx, val_idx = train_test_split(indices.numpy(), test_size=val_fraction, random_state=seed)
         train_idx, val_idx = torch.from_numpy(train_idx).sort().values, torch.from_numpy(val_idx).sort().values
     else:
         train_idx, val_idx = indices, indices[:0]

@@ -49,6 +49,7 @@ STATUSES = ("running", "finished", "stopped", "failed", "interrupted")
 # A record holds at most TrainConfig's 1,000 epochs (about 250 KB); anything far larger is not one.
 MAX_RECORD_BYTES = 16 * 2**20
 STALE_TEMPORARY_SECONDS = 3600  # a temporary of another machine (or an older version) this old is abandoned
+GALLERY_FOLDER = "class-gallery"  # the class's shared drawings (kmnist_core/gallery.py), beside the runs: not a run
 
 
 class CheckpointError(RuntimeError):
@@ -340,7 +341,8 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all (also the class gallery's writer)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(path)
     # Mode 0666 less the umask, as for any file the user makes (mkstemp's 0600 hid shared and
@@ -366,12 +368,12 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def write_record(path: Path, record: RunRecord) -> None:
-    _atomic_write(path, json.dumps(record.to_json(), indent=1, ensure_ascii=False).encode("utf-8"))
+    atomic_write(path, json.dumps(record.to_json(), indent=1, ensure_ascii=False).encode("utf-8"))
 
 
 def save_weights(path: Path, model: torch.nn.Module, metadata: dict[str, str]) -> None:
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(path, safetensors_bytes(state, metadata=metadata))
+    atomic_write(path, safetensors_bytes(state, metadata=metadata))
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
@@ -650,7 +652,7 @@ def _run_folders(runs_dir: Path) -> list[Path]:
     """The user's run folders, then the install's shipped ones (once, however the runs folder
     is set; a user's folder of the same name as a shipped one gives way to the install's)."""
     try:
-        folders = sorted(p for p in runs_dir.iterdir() if not p.name.startswith("."))
+        folders = sorted(p for p in runs_dir.iterdir() if not p.name.startswith(".") and p.name != GALLERY_FOLDER)
     except OSError:  # no runs folder (yet), or it went away
         folders = []
     install = shipped_dir()

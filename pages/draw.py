@@ -14,6 +14,7 @@ import streamlit as st
 
 from kmnist_core import charts, data, drawing, framing, novelty, runs
 from pages.canvas import draw_canvas
+from pages.helpers import gallery_view, projector
 from pages.helpers.credits import run_credit
 from pages.helpers.first_model import offer_kmnist_model
 from pages.helpers.loaders import data_root_of, try_load_model
@@ -98,7 +99,8 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
     class_names = run.class_names
     is_kana = run.record.dataset.is_kana
     # The canvas's column gets its full 280 px at 1024 px wide, the sidebar open.
-    input_col, seen_col, answer_col = st.columns([1.4, 0.6, 1.0], gap="medium")
+    layout = projector.draw_layout()   # None unless projecting
+    input_col, seen_col, answer_col = layout.top if layout else st.columns([1.4, 0.6, 1.0], gap="medium")
 
     image = None                     # the drawing or the decoded upload, whatever its size
     pen_width = None                 # the drawing's pen, in its own pixels; unknown for a photo
@@ -169,6 +171,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
                 st.caption("Less than even odds: the model hesitates between several classes.")
         if stats is None:
             st.caption("The \"not one of my classes\" check needs this model's training data, which is not here.")
+        gallery_view.share_button(run, image28, top)
         if dataset is not None and not unsure:
             picks = data.examples_per_class(dataset.train_labels, EXAMPLES_SHOWN, len(class_names), seed=0)[top]
             if picks:
@@ -176,7 +179,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
                          caption=f"Real examples of {class_names[top]} from the training set")
 
     st.caption(known + (" " + fashion_note if fashion_note else ""))
-    chart_col, saliency_col = st.columns([2, 1], gap="medium")
+    chart_col, saliency_col = layout.below if layout else st.columns([2, 1], gap="medium")
     with chart_col:
         st.markdown("**Probability of every class**")
         st.plotly_chart(charts.probability_bars(probabilities, class_names, highlight=top),
@@ -194,6 +197,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
 st.markdown("<style>[data-testid='stMainBlockContainer']{padding:3rem 2rem 2rem 2rem}</style>",
             unsafe_allow_html=True)
 st.title("✏️ Draw a character")
+projector.toggle()
 
 choices = usable_runs()
 if not choices:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from kmnist_core import charts, data, models, runs
 from kmnist_core.config import DEVICES, TrainConfig
+from pages.helpers import projector
 from pages.helpers.background_jobs import STATUS_ICONS, job_manager, watch_jobs
 from pages.helpers.credits import runs_credits
 from pages.helpers.formatting import duration, when
@@ -23,6 +24,8 @@ DEFAULTS = TrainConfig()
 CHART_SECONDS = 5.0  # the chart is the costly part to redraw: the browser shares the CPU with training
 
 st.title("🏋️ Train")
+projector.toggle()
+live_area = projector.above_the_fold()  # projecting: the live jobs go first, above the form
 manager = job_manager()
 
 
@@ -205,7 +208,8 @@ def live_panel() -> None:
     watch_jobs([jobs[chosen]], show_progress, (show_curves, CHART_SECONDS))
 
 
-live_panel()
+with live_area:
+    live_panel()
 
 
 def saved_runs_table() -> None:

@@ -92,7 +92,7 @@ def test_a_deep_link_opens_inside_the_apps_navigation(app_url, page):
     page.screenshot(path=ARTIFACTS / "draw-deep-link.png")
     nav = page.get_by_test_id("stSidebarNav")
     expect(nav.get_by_text("Home", exact=True)).to_be_visible(timeout=5_000)
-    expect(nav.get_by_test_id("stSidebarNavLink")).to_have_count(8)  # app.py's pages, no helper module
+    expect(nav.get_by_test_id("stSidebarNavLink")).to_have_count(9)  # app.py's pages, no helper module
     # and the page works from there: a stroke gets a prediction
     draw(page, page.locator(CANVAS), [(0.5, 0.15), (0.5, 0.85)])
     expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
