@@ -31,6 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 
 import torch
 from safetensors import SafetensorError
@@ -317,8 +318,13 @@ def shipped_dir() -> Path:
     return Path(os.environ.get("KMNIST_SHIPPED_DIR", INSTALL_CHECKPOINTS))
 
 
+MAX_ID_DATASET_CHARS = 40  # a folder's name is up to 255 bytes, and the id must fit in one
+
+
 def new_run_id(config: TrainConfig) -> str:
-    dataset = Path(config.dataset).name.lower() if config.dataset else "data"
+    name = Path(config.dataset).name.lower() if config.dataset else ""
+    # Letters, digits, - _ . only: a name's spaces, newlines and control characters stay out of the folder's name.
+    dataset = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:MAX_ID_DATASET_CHARS] or "data"
     return f"{datetime.now():%Y%m%d-%H%M%S}-{dataset}-{config.arch}-{secrets.token_hex(2)}"
 
 
@@ -548,14 +554,15 @@ def resolve(run: str | Path, runs_dir: Path | None = None) -> Path:
 def read_record(path: Path) -> RunRecord:
     """The record of the run folder `path`. FileNotFoundError if it has no run.json (or
     vanished), CheckpointError if that is unreadable or malformed."""
-    record_path = path / RECORD
-    size = record_path.stat().st_size
-    if size > MAX_RECORD_BYTES:
-        raise CheckpointError(f"Run '{path.name}': {RECORD} is {size / 2**20:.0f} MB, far more than a run's "
-                              "record: it is not one.")
+    content = _read_regular(path / RECORD, MAX_RECORD_BYTES)
+    if content is None:
+        raise CheckpointError(f"Run '{path.name}': {RECORD} is not a regular file (a pipe, a device or a link to "
+                              "one): it is not a record.")
+    if len(content) > MAX_RECORD_BYTES:
+        raise CheckpointError(f"Run '{path.name}': {RECORD} is more than {MAX_RECORD_BYTES / 2**20:.0f} MB, far "
+                              "more than a run's record: it is not one.")
     try:
-        text = record_path.read_text(encoding="utf-8")
-        value = json.loads(text)
+        value = json.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         # RecursionError: JSON nested thousands of levels deep.
         raise CheckpointError(f"Run '{path.name}': {RECORD} is corrupt, not valid JSON ({type(error).__name__}: "
@@ -564,6 +571,23 @@ def read_record(path: Path) -> RunRecord:
         return RunRecord.from_json(value)
     except CheckpointError as error:
         raise CheckpointError(f"Run '{path.name}': {RECORD} is malformed: {error}.") from None
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """Up to limit + 1 bytes of `path`; None when it is not a regular file. Opened without
+    blocking and checked before reading: a FIFO would wait forever for a writer, and a link to
+    /dev/zero never ends (st_size is 0 for both)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, left = [], limit + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def load_run(run: str | Path, runs_dir: Path | None = None) -> Run:

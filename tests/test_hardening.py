@@ -1,0 +1,224 @@
+"""Hardening, round two (issue 20): one regression test per fault or bad input the second probe
+found, each failing on the code before the fix. Memory, hangs, tracebacks, silent wrong answers."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import write_dataset, write_idx
+from kmnist_core import cli, data, drawing, novelty, runs
+from kmnist_core.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory and hangs
+
+
+@pytest.fixture(scope="module")
+def big_16bit_png(tmp_path_factory) -> Path:
+    """A 7000x7000 16-bit greyscale PNG: about 100 kB on disk, 49 megapixels decoded."""
+    path = tmp_path_factory.mktemp("big") / "big16.png"
+    array = np.zeros((7000, 7000), dtype=np.uint16)
+    array[3000:4000, 3000:4000] = 60000
+    path.write_bytes(png_bytes(array))
+    return path
+
+
+def test_a_huge_16_bit_png_upload_and_a_crafted_canvas_message_cost_bounded_memory(big_16bit_png, tmp_path):
+    # Measured in this process, already warm (benchmarks/memory.py gives each request a fresh one).
+    from benchmarks.memory import code_for, measure
+    assert big_16bit_png.stat().st_size < drawing.MAX_UPLOAD_BYTES
+    canvas = tmp_path / "canvas.png"
+    canvas.write_bytes(png_bytes(np.zeros((9000, 9000), dtype=np.uint8)))
+    assert measure(code_for("upload", big_16bit_png)) <= 100
+    assert measure(code_for("canvas", canvas)) <= 100
+
+
+def test_a_16_bit_png_at_the_pixel_limit_is_read_and_stretched():
+    side = int(drawing.MAX_DECODED_PIXELS ** 0.5)
+    array = np.zeros((side, side), dtype=np.uint16)
+    array[side // 4: side // 2, side // 4: side // 2] = 1000   # dim ink: stretched to full white
+    image = drawing.read_image_bytes(png_bytes(array))
+    assert max(image.shape) <= drawing.WORKING_SIDE and image.dtype == np.uint8 and image.max() >= 250
+
+
+def canvas_state(png: bytes, pen="20") -> dict:
+    return {"drawing": {"png": "data:image/png;base64," + base64.b64encode(png).decode(), "pen": pen, "strokes": 1}}
+
+
+def test_canvas_messages_with_huge_pictures_or_a_bad_pen_are_refused_not_raised():
+    from pages.canvas import SIZE, decode
+    big = png_bytes(np.zeros((9000, 9000), dtype=np.uint8))             # a crafted 9000x9000 canvas
+    assert decode(canvas_state(big)) is None
+    bomb = Image.new("1", (20000, 20000))                                # 400 megapixels: a decompression bomb
+    out = io.BytesIO()
+    bomb.save(out, "PNG")
+    assert decode(canvas_state(out.getvalue())) is None
+    good = png_bytes(np.zeros((SIZE, SIZE, 4), dtype=np.uint8))
+    assert decode(canvas_state(good, pen="wide")) is None                 # a non-numeric pen width
+    assert decode(canvas_state(good, pen=[1])) is None
+    assert decode(canvas_state(good)).pen == 20
+
+
+def test_the_dataset_cache_holds_one_copy_per_folder_whatever_its_spelling(tmp_path):
+    folder = write_dataset(tmp_path / "own", n_train=200, n_test=50)
+    first = data.load_dataset(str(folder))
+    for spelling in (f"{folder}/raw/..", f"{folder}/raw/../raw/..", f"{folder}/."):
+        assert data.load_dataset(spelling) is first
+    assert sum(1 for key in data._cache.entries if key[0] == str(folder.resolve())) == 1
+
+
+def test_the_dataset_cache_is_bounded_by_bytes(tmp_path, monkeypatch):
+    folders = [write_dataset(tmp_path / f"own{i}", n_train=300, n_test=100, seed=i) for i in range(3)]
+    one = data.load_dataset(str(folders[0]))
+    size = one.train_images.numel() + one.test_images.numel() + 8 * (len(one.train_labels) + len(one.test_labels))
+    monkeypatch.setattr(data._cache, "max_bytes", int(2.5 * size))
+    for folder in folders[1:]:
+        data.load_dataset(str(folder))
+    assert data._cache.bytes <= 2.5 * size
+    assert str(folders[0].resolve()) not in {key[0] for key in data._cache.entries}   # least recently used out
+    assert data.load_dataset(str(folders[2])) is data.load_dataset(str(folders[2]))
+
+
+def test_own_folder_files_replaced_on_disk_are_read_again(tmp_path):
+    folder = write_dataset(tmp_path / "own", n_train=200, n_test=50)
+    before = data.load_dataset(str(folder))
+    labels = (before.train_labels.numpy() + 1) % 10
+    os.replace(folder / "raw" / "train-labels-idx1-ubyte", tmp_path / "old-labels")
+    write_idx(folder / "raw" / "train-labels-idx1-ubyte", labels.astype(np.uint8))
+    after = data.load_dataset(str(folder))
+    assert after is not before and after.train_labels.tolist() == labels.tolist()
+
+
+def _record_in(tmp_path) -> Path:
+    run = runs.Run(tmp_path / "runs" / "a-run", _record())
+    run.path.mkdir(parents=True)
+    run.save()
+    return run.path
+
+
+def _record() -> runs.RunRecord:
+    return runs.RunRecord(config=TrainConfig(), dataset=runs.DatasetRecord("mnist", "MNIST", list("0123456789")),
+                          normalization=data.Normalization(0.1, 0.3), model=runs.ModelRecord("mlp", 1),
+                          status="finished", created=runs.now_iso())
+
+
+def _with_deadline(function, seconds: float = 10):
+    """Run `function` in a thread; fail (not hang) if it has not returned within `seconds`."""
+    result: list = []
+
+    def call():
+        try:
+            result.append((True, function()))
+        except Exception as error:  # noqa: BLE001 - handed back to the test
+            result.append((False, error))
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "it hung"
+    returned, value = result[0]
+    if not returned:
+        raise value
+    return value
+
+
+def test_a_run_json_that_is_a_fifo_or_a_link_to_dev_zero_is_refused_without_hanging(tmp_path):
+    path = _record_in(tmp_path)
+    fifo, zero = tmp_path / "runs" / "fifo-run", tmp_path / "runs" / "zero-run"
+    fifo.mkdir()
+    os.mkfifo(fifo / runs.RECORD)
+    zero.mkdir()
+    (zero / runs.RECORD).symlink_to("/dev/zero")
+    found, problems = _with_deadline(lambda: runs.scan_runs(tmp_path / "runs"))
+    assert [run.path for run in found] == [path]
+    assert len(problems) == 2 and all("not a regular file" in p for p in problems)
+    with pytest.raises(runs.CheckpointError, match="not a regular file"):
+        _with_deadline(lambda: runs.load_run(fifo))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracebacks
+
+
+def test_a_tilde_user_folder_that_cannot_be_expanded_is_a_message_not_a_traceback(tmp_path, capsys):
+    assert data.is_available("~nosuchuser-kmnist/kana") is False
+    with pytest.raises(data.DatasetUnavailable, match="does not exist"):
+        data.dataset_info("~nosuchuser-kmnist/kana")
+    path = _record_in(tmp_path)
+    record = json.loads((path / runs.RECORD).read_text())
+    record["dataset"]["name"] = "~nosuchuser-kmnist/kana"
+    (path / runs.RECORD).write_text(json.dumps(record))
+    assert cli.main(["list", "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert "dataset no longer available" in capsys.readouterr().out
+
+
+def test_a_damaged_novelty_file_is_refused_as_made_for_another_model(trained_run):
+    model = runs.load_model(trained_run)
+    path = trained_run.path / novelty.FILE
+    stats = novelty.NoveltyStats.load(path)
+    name = next(n for n in stats.tensors if n.endswith("whitening"))
+    stats.tensors[name] = stats.tensors[name][:3]                     # a matrix of the wrong shape
+    stats.save(path)
+    with pytest.raises(novelty.NoveltyError, match="fit it again"):
+        novelty.load_for_run(trained_run.path, model)
+
+
+def tiny_folder(tmp_path, n_train: int, num_classes: int = 10) -> Path:
+    folder = tmp_path / "tiny" / "raw"
+    folder.mkdir(parents=True)
+    labels = (np.arange(n_train) % num_classes).astype(np.uint8)
+    images = np.random.default_rng(0).integers(0, 255, (n_train, 28, 28)).astype(np.uint8)
+    for name, array in zip(data.IDX_FILES, (images, labels, images, labels)):
+        write_idx(folder / name, array)
+    return folder.parent
+
+
+@pytest.mark.parametrize("n_train", [1, 10])
+def test_a_dataset_too_small_to_split_says_what_the_folder_needs(tmp_path, n_train):
+    folder = tiny_folder(tmp_path, n_train)
+    with pytest.raises(data.DatasetUnavailable, match="needs at least") as error:
+        data.make_splits(data.load_dataset(str(folder)), 0.1)
+    assert "least populated" not in str(error.value)
+
+
+def test_many_classes_in_few_images_is_one_short_message(tmp_path):
+    labels = np.arange(200) % 250
+    folder = tmp_path / "many" / "raw"
+    folder.mkdir(parents=True)
+    images = np.zeros((200, 28, 28), np.uint8)
+    (tmp_path / "many" / "classes.txt").write_text("\n".join(f"c{i}" for i in range(250)))
+    for name, array in zip(data.IDX_FILES, (images, labels, images, labels)):
+        write_idx(folder / name, array.astype(np.uint8))
+    with pytest.raises(data.DatasetUnavailable, match="needs at least") as error:
+        data.make_splits(data.load_dataset(str(folder.parent)), 0.1)
+    assert len(str(error.value)) < 300
+
+
+def test_an_over_long_folder_name_gives_a_run_id_that_fits(tmp_path):
+    config = TrainConfig(dataset=str(tmp_path / ("k" * 240)), arch="mlp")
+    run_id = runs.new_run_id(config)
+    assert len(run_id.encode()) <= 100 and "kkkk" in run_id
+    odd = runs.new_run_id(TrainConfig(dataset=str(tmp_path / "a\nb c"), arch="mlp"))
+    assert "\n" not in odd and " " not in odd
