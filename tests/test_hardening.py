@@ -222,3 +222,238 @@ def test_an_over_long_folder_name_gives_a_run_id_that_fits(tmp_path):
     assert len(run_id.encode()) <= 100 and "kkkk" in run_id
     odd = runs.new_run_id(TrainConfig(dataset=str(tmp_path / "a\nb c"), arch="mlp"))
     assert "\n" not in odd and " " not in odd
+
+
+# ---------------------------------------------------------------------------------------------
+# Silent wrong answers
+
+
+def test_int8_weights_are_refused_not_loaded_as_a_model_that_answers_zero(trained_run):
+    from safetensors.torch import load_file, save_file
+    path = trained_run.path / runs.WEIGHTS
+    state = load_file(path)
+    save_file({name: t.to(torch.int8) if t.is_floating_point() else t for name, t in state.items()}, path)
+    with pytest.raises(runs.CheckpointError, match="int8"):
+        runs.load_model(trained_run)
+    save_file({name: t.to(torch.bfloat16) if t.is_floating_point() else t for name, t in state.items()}, path)
+    assert runs.load_model(trained_run) is not None                      # half precision is fine
+
+
+def test_a_newline_in_a_run_folder_name_cannot_forge_a_line_of_list(tmp_path, capsys):
+    path = _record_in(tmp_path)
+    path.rename(path.with_name("evil\n[shipped] forged-run: finished"))
+    assert cli.main(["list", "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert not any(line.startswith("[shipped] forged") for line in out.splitlines())
+    assert "evil\\n[shipped] forged-run" in out
+
+
+def test_a_runs_folder_that_is_a_file_or_too_long_is_an_error_not_an_empty_list(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    for bad in (tmp_path / "file", tmp_path / ("x" * 300)):
+        assert cli.main(["list", "--runs-dir", str(bad)]) == 2
+        assert "runs folder" in capsys.readouterr().err
+        found, problems = runs.scan_runs(bad)
+        assert found == [] and "runs folder" in problems[0]
+
+
+def test_an_empty_runs_dir_never_means_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--runs-dir", "", "--dataset", "mnist"])
+    assert exit_.value.code == 2
+    monkeypatch.setenv("KMNIST_RUNS_DIR", "")
+    assert runs.default_runs_dir() == Path("checkpoints")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_with_a_wrong_data_root_makes_no_folders(trained_run, runs_dir, tmp_path, capsys):
+    wrong = tmp_path / "typo" / "data"
+    assert cli.main(["evaluate", trained_run.id, "--runs-dir", str(runs_dir), "--data-root", str(wrong)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
+def _training(tiny_config, runs_dir, on_first_epoch, epochs: int = 3):
+    """Train tiny_config, calling on_first_epoch(run path) when the first epoch has been saved."""
+    from kmnist_core import training
+    seen = []
+
+    def on_event(event):
+        if isinstance(event, training.RunStarted):
+            seen.append(Path(event.path))
+        elif isinstance(event, training.Epoch) and event.record.epoch == 1:
+            on_first_epoch(seen[0])
+
+    config = TrainConfig(**{**tiny_config.__dict__, "epochs": epochs})
+    return training.train(config, on_event=on_event, runs_dir=runs_dir)
+
+
+def test_a_run_deleted_while_training_stays_deleted_and_its_job_ends_deleted(tiny_config, runs_dir):
+    from kmnist_core import jobs
+
+    def executor(config, on_event, stop, runs_dir):
+        return _training(config, runs_dir, lambda path: shutil.rmtree(path))
+
+    manager = jobs.JobManager(runs_dir, executor=executor)
+    job = manager.submit(tiny_config)
+    assert manager.wait(job, timeout=120)
+    assert job.snapshot().status == "deleted", job.snapshot().message
+    assert list(runs_dir.iterdir()) == []
+
+
+def test_renaming_a_run_while_it_trains_survives_the_next_save(tiny_config, runs_dir):
+    run = _training(tiny_config, runs_dir, lambda path: runs.rename_run(runs.load_run(path), "my first model"))
+    assert run.status == "finished"
+    assert runs.load_run(run.path).name == "my first model"
+
+
+def test_a_killed_servers_run_is_not_still_training_when_its_pid_is_reused(tmp_path):
+    import socket
+    record = _record()
+    record.status, record.host, record.pid = "running", socket.gethostname(), os.getpid()
+    record.process_start = "1"   # this pid, but a process that started long before this one
+    path = tmp_path / "runs" / "pid-reused"
+    path.mkdir(parents=True)
+    runs.write_record(path / runs.RECORD, record)
+    run = runs.load_run(path)
+    assert run.status == "interrupted"
+    record.process_start = runs.process_start(os.getpid())
+    runs.write_record(path / runs.RECORD, record)
+    assert runs.load_run(path).status == "running"                  # the same process: still training
+
+
+def test_a_run_of_a_dead_process_can_be_marked_interrupted(tmp_path):
+    import socket
+    record = _record()
+    record.status, record.host, record.pid = "running", "another-host", 1   # no start time recorded
+    path = tmp_path / "runs" / "old"
+    path.mkdir(parents=True)
+    runs.write_record(path / runs.RECORD, record)
+    run = runs.load_run(path)
+    runs.mark_interrupted(run)
+    again = runs.load_run(path)
+    assert again.status == "interrupted" and again.record.status == "interrupted" and "marked" in again.reason
+    record.host, record.pid, record.process_start = socket.gethostname(), os.getpid(), runs.process_start(os.getpid())
+    runs.write_record(path / runs.RECORD, record)
+    with pytest.raises(runs.CheckpointError, match="still training"):
+        runs.mark_interrupted(runs.load_run(path))
+
+
+def test_a_half_created_run_is_invisible_to_scans(tmp_path):
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    done, problems = threading.Event(), []
+
+    def scan():
+        while not done.is_set():
+            problems.extend(runs.scan_runs(runs_dir)[1])
+
+    scanner = threading.Thread(target=scan)
+    scanner.start()
+    try:
+        for _ in range(60):
+            runs.create_run(_record(), runs_dir)
+    finally:
+        done.set()
+        scanner.join()
+    assert problems == []
+    assert len(runs.scan_runs(runs_dir)[0]) == 60
+
+
+def test_predict_goes_on_past_an_unreadable_image_and_fails_at_the_end(trained_run, runs_dir, tmp_path, capsys):
+    broken, good = tmp_path / "broken.png", tmp_path / "good.png"
+    broken.write_bytes(b"not a picture")
+    picture = np.zeros((100, 100), np.uint8)
+    picture[20:80, 45:55] = 255
+    good.write_bytes(png_bytes(picture))
+    assert cli.main(["predict", trained_run.id, str(broken), str(good), "--runs-dir", str(runs_dir)]) == 2
+    captured = capsys.readouterr()
+    assert "broken.png" in captured.err and f"{good}:" in captured.out
+
+
+def test_an_allow_list_of_data_folders_gives_one_message_for_anything_outside_or_not_a_dataset(
+        tmp_path, monkeypatch):
+    offered = tmp_path / "class-data"
+    good = write_dataset(offered / "kana", n_train=60, n_test=20)
+    (offered / "notes").mkdir()
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("KMNIST_DATA_FOLDERS", f"{offered}:{tmp_path / 'elsewhere'}")
+    assert data.dataset_info(str(good)).num_classes == 10
+    messages = set()
+    for name in (tmp_path / "secret", tmp_path / "missing", tmp_path / "a-file", offered / "notes",
+                 offered / "missing", offered / ".." / "secret"):
+        with pytest.raises(data.DatasetUnavailable) as error:
+            data.dataset_info(str(name))
+        messages.add(str(error.value).replace(str(name), "NAME"))
+    assert len(messages) == 1 and "not one of the dataset folders this server offers" in messages.pop()
+    assert not data.is_available(str(tmp_path / "secret"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages
+
+
+def test_train_an_out_of_range_number_disables_start_and_says_why_beside_the_field(app_env):
+    from conftest import open_page
+    at = open_page("pages/train.py")
+    for key, value in (("train_epochs", 0), ("train_epochs", 99999), ("train_batch_size", 100000),
+                       ("train_lr", 1000.0), ("train_width", 50.0)):
+        at = open_page("pages/train.py")
+        at.number_input(key=key).set_value(value).run()
+        assert not at.exception
+        assert at.button(key="train_start").disabled, key
+        label = at.number_input(key=key).label
+        assert any(label in e.value and "between" in e.value for e in at.error), (key, [e.value for e in at.error])
+
+
+def test_train_an_own_folder_that_is_missing_or_a_file_says_so(app_env, tmp_path):
+    from conftest import open_page
+    (tmp_path / "a-file").write_text("x")
+    for folder, said in ((tmp_path / "missing", "does not exist"), (tmp_path / "a-file", "is a file")):
+        at = open_page("pages/train.py")
+        at.selectbox(key="train_dataset").set_value("own").run()
+        at.text_input(key="train_folder").set_value(str(folder))
+        at.button(key="train_start").click().run()
+        assert not at.exception
+        assert any(said in e.value for e in at.error), [e.value for e in at.error]
+        assert not any("Unknown dataset" in e.value for e in at.error)
+
+
+def test_train_a_folder_of_more_classes_than_images_says_what_it_needs(app_env, tmp_path):
+    from conftest import open_page
+    raw = tmp_path / "many" / "raw"
+    raw.mkdir(parents=True)
+    labels, images = (np.arange(200) % 250).astype(np.uint8), np.zeros((200, 28, 28), np.uint8)
+    (tmp_path / "many" / "classes.txt").write_text("\n".join(f"c{i}" for i in range(250)))
+    for name, array in zip(data.IDX_FILES, (images, labels, images, labels)):
+        write_idx(raw / name, array)
+    at = open_page("pages/train.py")
+    at.selectbox(key="train_dataset").set_value("own").run()
+    at.text_input(key="train_folder").set_value(str(tmp_path / "many"))
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.exception
+    assert any("needs at least" in e.value for e in at.error), [e.value for e in at.error]
+    from pages.helpers.background_jobs import job_manager
+    assert job_manager().jobs() == []
+
+
+def test_sweep_a_folder_of_garbage_files_is_refused_before_it_starts(app_env, tmp_path):
+    from conftest import open_page
+    folder = write_dataset(tmp_path / "garbage", n_train=50, n_test=20)
+    (folder / "raw" / "train-images-idx3-ubyte").write_bytes(os.urandom(5000))
+    at = open_page("pages/sweep.py")
+    at.text_input(key="sweep_folder").set_value(str(folder)).run()
+    assert not at.exception
+    assert any("train-images-idx3-ubyte" in e.value for e in at.error), [e.value for e in at.error]
+    assert not any(b.key == "start_sweep" for b in at.button)
+
+
+def test_draw_upload_says_its_limit_in_words(app_env, trained_run):
+    from conftest import open_page
+    at = open_page("pages/draw.py")
+    at.radio(key="draw_source").set_value("📷 Upload a photo").run()
+    uploader = at.get("file_uploader")[0].proto
+    assert "10 MB" in uploader.label + uploader.help
+    assert any("10 MB" in i.value for i in at.info)
