@@ -439,15 +439,16 @@ def test_train_a_folder_of_more_classes_than_images_says_what_it_needs(app_env, 
     assert job_manager().jobs() == []
 
 
-def test_sweep_a_folder_of_garbage_files_is_refused_before_it_starts(app_env, tmp_path):
+def test_sweep_a_folder_of_garbage_files_or_an_unknown_user_is_refused_before_it_starts(app_env, tmp_path):
     from conftest import open_page
     folder = write_dataset(tmp_path / "garbage", n_train=50, n_test=20)
     (folder / "raw" / "train-images-idx3-ubyte").write_bytes(os.urandom(5000))
     at = open_page("pages/sweep.py")
-    at.text_input(key="sweep_folder").set_value(str(folder)).run()
-    assert not at.exception
-    assert any("train-images-idx3-ubyte" in e.value for e in at.error), [e.value for e in at.error]
-    assert not any(b.key == "start_sweep" for b in at.button)
+    for typed, said in ((str(folder), "train-images-idx3-ubyte"), ("~nosuchuser-kmnist/kana", "does not exist")):
+        at.text_input(key="sweep_folder").set_value(typed).run()
+        assert not at.exception
+        assert any(said in e.value for e in at.error), [e.value for e in at.error]
+        assert not any(b.key == "start_sweep" for b in at.button)
 
 
 def test_draw_upload_says_its_limit_in_words(app_env, trained_run):
