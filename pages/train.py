@@ -146,7 +146,7 @@ def show_progress(snapshots) -> None:
     elif snap.status == "failed":
         st.error(f"The run failed: {snap.message}")
     elif snap.status == "deleted":
-        st.info(f"The run was deleted while it trained: {snap.message}.")
+        st.info(f"The run {snap.run_id} was deleted while it trained: nothing of it is kept.")
     elif snap.status == "cancelled":
         st.warning(f"The run was cancelled: {snap.message}.")
     elif snap.status == "stopped":
