@@ -22,9 +22,10 @@ from .framing import INK_THRESHOLD, MNIST_FRAMING, Framing
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 50_000_000   # a 50-megapixel photo; larger ones take seconds and hundreds of MB to decode
 # What is decoded in full: a JPEG decodes at a reduced scale (draft), every other format at its own
-# size, up to 4 bytes a pixel. 16 megapixels keep one upload under about 70 MB of server memory
-# (benchmarks/memory.py); a 7000x7000 16-bit PNG of 100 kB cost 1.8 GB.
-MAX_DECODED_PIXELS = 16_000_000
+# size, up to 4 bytes a pixel, and shrinking an RGBA picture copies it once more (premultiplied
+# alpha). 8 megapixels keep one upload under about 80 MB of server memory (benchmarks/memory.py:
+# 16 took 143 MB); a 7000x7000 16-bit PNG of 100 kB cost 1.8 GB before this limit.
+MAX_DECODED_PIXELS = 8_000_000
 WORKING_SIDE = 1024              # larger pictures are shrunk to this first: the model sees 28x28 anyway
 # The file types the page offers, and the only decoders an upload is given to: Pillow would
 # otherwise try every plugin it has, and hand an EPS named .png to Ghostscript.
