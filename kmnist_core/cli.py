@@ -109,6 +109,8 @@ def cmd_evaluate(args) -> int:
         raise data.DatasetUnavailable(
             f"Run '{run.id}' was trained on '{name}', a dataset no longer available here, so it cannot be "
             f"evaluated again" + (f" (its recorded test accuracy: {recorded:.2%})." if recorded is not None else "."))
+    if args.data_root is not None and not Path(args.data_root).is_dir():  # never made (nor downloaded into)
+        raise data.DatasetUnavailable(f"The data folder {args.data_root} does not exist.")
     dataset = data.load_dataset(name, args.data_root or run.config.data_root)
     report = evaluate(model, dataset.test_images, dataset.test_labels, run.normalization, run.class_names)
     print(f"{run.id}: test accuracy {report.accuracy:.2%}, loss {report.loss:.4f} on {len(report.labels)} images")
@@ -122,30 +124,48 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .drawing import read_image_file, prepare_drawing, predict_drawing
+    from .drawing import ImageProblem, read_image_file, prepare_drawing, predict_drawing
     from .framing import framing_of_record
     run = runs.load_run(args.run, args.runs_dir)
     model = runs.load_model(run)
     frame = framing_of_record(run.record.framing, run.record.dataset.name)  # framed as its dataset
+    unread = 0
     for path in args.images:
-        prepared = prepare_drawing(read_image_file(path), frame)
+        try:
+            image = read_image_file(path)
+        except (ImageProblem, OSError) as error:  # said, and the other images are still classified
+            print(f"error: {printable(str(error) if isinstance(error, ImageProblem) else f'{path}: {error}')}",
+                  file=sys.stderr)
+            unread += 1
+            continue
+        prepared = prepare_drawing(image, frame)
         if prepared is None:
             print(f"{path}: no character found (the image is blank)")
             continue
         probabilities = predict_drawing(model, run.normalization, prepared)
         top = probabilities.argsort(descending=True)[:3]
         print(f"{path}: " + ", ".join(f"{run.class_names[i]} {probabilities[i]:.1%}" for i in top.tolist()))
-    return 0
+    return 2 if unread else 0
+
+
+def printable(text: str) -> str:
+    """The text on one line: a newline or control character in a folder's name is shown escaped,
+    so it cannot forge a line of the listing."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def cmd_list(args) -> int:
+    runs_dir = args.runs_dir or runs.default_runs_dir()
+    problem = runs.runs_dir_problem(runs_dir)
+    if problem:
+        raise runs.CheckpointError(problem)
     found, problems = runs.scan_runs(args.runs_dir)
     for problem in problems:
-        print(f"skipped: {problem}", file=sys.stderr)
+        print(f"skipped: {printable(problem)}", file=sys.stderr)
     if not found:
-        print(f"no runs in {args.runs_dir or runs.default_runs_dir()}")
+        print(f"no runs in {printable(str(runs_dir))}")
     for run in found:
-        print(("[shipped] " if run.shipped else "") + summary_line(run))
+        print(("[shipped] " if run.shipped else "") + printable(summary_line(run)))
     print(f"\narchitectures: {', '.join(models.list_models())}\ndatasets: {', '.join(data.list_datasets())}")
     return 0
 
@@ -199,9 +219,15 @@ def parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=cmd_list)
 
     for command in (train, sweep, evaluate, predict, listing):
-        command.add_argument("--runs-dir", type=Path, default=None,
+        command.add_argument("--runs-dir", type=_runs_dir, default=None,
                              help="where runs are saved (default: $KMNIST_RUNS_DIR, else ./checkpoints)")
     return p
+
+
+def _runs_dir(value: str) -> Path:
+    if not value.strip():  # Path("") is the working directory: a run would land among the user's files
+        raise argparse.ArgumentTypeError("the runs folder must not be empty")
+    return Path(value)
 
 
 def main(argv: list[str] | None = None) -> int:

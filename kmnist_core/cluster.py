@@ -271,7 +271,7 @@ class _Mirror:
             if name == runs.RECORD:
                 self._write_record(runs.RunRecord.from_json(json.loads(files.files[name])))
             else:
-                runs._atomic_write(self.path / name, files.files[name])
+                runs.atomic_write(self.path / name, files.files[name])
 
     def fail(self, reason: str) -> None:
         """Mark the run failed, if it began and is not marked ended already."""

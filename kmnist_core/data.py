@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.request
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,25 @@ def default_data_root() -> Path:
     return Path(os.environ.get("KMNIST_DATA_ROOT", "data"))
 
 
+def allowed_folders() -> list[Path]:
+    """The roots a user's own dataset folder must be under, from $KMNIST_DATA_FOLDERS (colon-separated);
+    none set: any folder the server can read (a single user on a laptop)."""
+    return [Path(p).expanduser().resolve() for p in os.environ.get("KMNIST_DATA_FOLDERS", "").split(":") if p]
+
+
+def _folder_path(name: str) -> Path:
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:  # "~someone/..." with no such user here: a path that names no folder
+        return Path(name)
+
+
+def _offered(folder: Path) -> bool:
+    """Whether the folder is under one of allowed_folders() (any folder when none are set)."""
+    roots = allowed_folders()
+    return not roots or any(folder.resolve().is_relative_to(root) for root in roots)
+
+
 def dataset_info(name: str) -> DatasetInfo:
     """The registered dataset `name`, or a user's folder of idx files given by its path.
 
@@ -142,8 +162,19 @@ def dataset_info(name: str) -> DatasetInfo:
     if not name.strip():  # Path("") would be the working directory
         raise DatasetUnavailable(f"No dataset given: use one of {', '.join(DATASETS)} or the path of a folder "
                                  f"of idx files.")
-    folder = Path(name).expanduser()
-    if not folder.is_dir():
+    folder = _folder_path(name)
+    if allowed_folders():
+        # One message for a folder outside the roots, missing or not a dataset: in a class, the box
+        # must not tell which of the server's folders exist.
+        if not (_offered(folder) and folder.is_dir() and all(_find(_idx_folder(folder), f) for f in IDX_FILES)):
+            raise DatasetUnavailable(f"'{name}' is not one of the dataset folders this server offers: use one of "
+                                     f"{', '.join(DATASETS)} or a dataset folder under "
+                                     f"{', '.join(map(str, allowed_folders()))}.")
+    elif folder.is_file():
+        raise DatasetUnavailable(f"'{name}' is a file: give the folder that holds the four idx files.")
+    elif not folder.is_dir() and (os.sep in name or name.startswith(("~", "."))):
+        raise DatasetUnavailable(f"The folder '{name}' does not exist.")
+    elif not folder.is_dir():
         raise DatasetUnavailable(
             f"Unknown dataset '{name}': use one of {', '.join(DATASETS)} or the path of a folder of idx files.")
     raw = _idx_folder(folder)
@@ -171,7 +202,7 @@ def is_available(name: str) -> bool:
     """Whether this install knows the dataset `name`: a registered one, or a folder that exists.
     A run made on a dataset since retired (or on a folder since moved) still lists, loads and
     predicts with the class names its run.json stores; only what needs the images cannot be done."""
-    return name in DATASETS or (bool(name.strip()) and Path(name).expanduser().is_dir())
+    return name in DATASETS or (bool(name.strip()) and _folder_path(name).is_dir() and _offered(_folder_path(name)))
 
 
 @dataclass(frozen=True)
@@ -184,7 +215,39 @@ class RawDataset:
     test_labels: torch.Tensor
 
 
-_cache: dict[tuple[str, str], RawDataset] = {}
+class _DatasetCache:
+    """Loaded datasets by their resolved folder (however it was spelt), each with the identity of
+    its files when read (size, mtime, inode: replacing a file changes it, so the next load reads
+    it again). Bounded: the least recently used go first once the total passes max_bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.entries: OrderedDict[tuple[str, str], tuple[tuple, RawDataset, int]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, str], identity: tuple) -> RawDataset | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is None or found[0] != identity:
+                return None
+            self.entries.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple[str, str], identity: tuple, dataset: RawDataset) -> None:
+        size = sum(t.nbytes for t in (dataset.train_images, dataset.train_labels,
+                                      dataset.test_images, dataset.test_labels))
+        with self.lock:
+            if key in self.entries:
+                self.bytes -= self.entries.pop(key)[2]
+            self.entries[key] = (identity, dataset, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes and len(self.entries) > 1:  # the newest stays, whatever its size
+                self.bytes -= self.entries.popitem(last=False)[1][2]
+
+
+# The three named datasets take 55 MB each; 30 spellings of one folder once cached 30 copies.
+MAX_CACHED_DATASET_BYTES = 768 * 2**20
+_cache = _DatasetCache(MAX_CACHED_DATASET_BYTES)
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -192,7 +255,7 @@ _locks_guard = threading.Lock()
 def raw_folder(name: str, root: str | Path | None = None) -> Path:
     """Where a registered dataset's idx files live (and where downloads go)."""
     root = Path(root) if root is not None else default_data_root()
-    return _idx_folder(root / DATASETS[name].folder) if name in DATASETS else _idx_folder(Path(name))
+    return _idx_folder(root / DATASETS[name].folder) if name in DATASETS else _idx_folder(_folder_path(name))
 
 
 def needs_download(name: str, root: str | Path | None = None) -> bool:
@@ -223,22 +286,42 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Tru
     """
     root = Path(root) if root is not None else default_data_root()
     info = dataset_info(name)
-    key = (info.name, str(root.resolve()))
+    folder = _dataset_folder(info, root)
+    key = (str(folder), info.name if info.name in DATASETS else "")
     with _locks_guard:
         lock = _locks.setdefault(key, threading.Lock())
     while not lock.acquire(timeout=0.1):
         if stop is not None and stop.is_set():
             raise DownloadStopped(f"Stopped while waiting for {info.display_name} to download.")
     try:
-        if key not in _cache:
-            _cache[key] = _read(info, root, download, stop)
-        return _cache[key]
+        found = _cache.get(key, _identity(folder))
+        if found is None:
+            found = _read(info, root, download, stop)
+            _cache.put(key, _identity(folder), found)
+        return found
     finally:
         lock.release()
 
 
+def _dataset_folder(info: DatasetInfo, root: Path) -> Path:
+    return (root / info.folder if info.name in DATASETS else _folder_path(info.folder)).resolve()
+
+
+def _identity(folder: Path) -> tuple:
+    """What changes when a dataset's files are replaced: each file's size, mtime and inode."""
+    raw = _idx_folder(folder)
+    identity = []
+    for path in [_find(raw, name) for name in IDX_FILES] + [folder / "classes.txt", raw / "classes.txt"]:
+        try:
+            stat = path.stat() if path is not None else None
+        except OSError:
+            stat = None
+        identity.append((stat.st_size, stat.st_mtime_ns, stat.st_ino) if stat else None)
+    return tuple(identity)
+
+
 def _read(info: DatasetInfo, root: Path, download: bool, stop: threading.Event | None) -> RawDataset:
-    folder = root / info.folder if info.name in DATASETS else Path(info.folder)
+    folder = root / info.folder if info.name in DATASETS else _folder_path(info.folder)
     if info.torchvision_class is not None and any(_find(_idx_folder(folder), f) is None for f in IDX_FILES):
         if not download:
             raise DatasetUnavailable(_missing_message(info, root, tried_download=False))
@@ -467,6 +550,7 @@ def make_splits(data: RawDataset, val_fraction: float = 0.1, seed: int = 0) -> S
     """Carve a seeded validation split from the training set, stratified where each class has enough images."""
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_split(data, val_fraction)
     indices = torch.arange(len(data.train_labels))
     if val_fraction > 0:
         try:
@@ -481,6 +565,24 @@ def make_splits(data: RawDataset, val_fraction: float = 0.1, seed: int = 0) -> S
     return Splits(data.info, train_images, data.train_labels[train_idx],
                   data.train_images[val_idx], data.train_labels[val_idx],
                   data.test_images, data.test_labels, val_idx, Normalization.of(train_images))
+
+
+def check_split(data: RawDataset, val_fraction: float) -> None:
+    """DatasetUnavailable, saying what the folder needs, when its training images are too few for
+    a stratified validation split of `val_fraction`: every class needs two images, and both parts
+    one image of every class (scikit-learn's own message lists the classes, a hundred of them)."""
+    if val_fraction == 0:
+        return
+    counts = torch.bincount(data.train_labels)
+    classes, n = int((counts > 0).sum()), len(data.train_labels)
+    held_out = math.ceil(val_fraction * n)
+    if counts[counts > 0].min() >= 2 and classes <= held_out <= n - classes:
+        return
+    needed = max(2 * classes, math.ceil(classes / val_fraction), classes + math.ceil(val_fraction * 2 * classes))
+    raise DatasetUnavailable(
+        f"{data.info.display_name}: its {n:,} training images of {classes:,} classes are too few to hold out "
+        f"{val_fraction:g} of them for validation. The folder needs at least 2 images of every class and "
+        f"{needed:,} training images in all; or set the validation fraction to 0.")
 
 
 def examples_per_class(labels: torch.Tensor, per_class: int, num_classes: int, seed: int = 0) -> list[list[int]]:

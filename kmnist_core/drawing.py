@@ -21,6 +21,11 @@ from .framing import INK_THRESHOLD, MNIST_FRAMING, Framing
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 50_000_000   # a 50-megapixel photo; larger ones take seconds and hundreds of MB to decode
+# What is decoded in full: a JPEG decodes at a reduced scale (draft), every other format at its own
+# size, up to 4 bytes a pixel, and shrinking an RGBA picture copies it once more (premultiplied
+# alpha). 8 megapixels keep one upload under about 80 MB of server memory (benchmarks/memory.py:
+# 16 took 143 MB); a 7000x7000 16-bit PNG of 100 kB cost 1.8 GB before this limit.
+MAX_DECODED_PIXELS = 8_000_000
 WORKING_SIDE = 1024              # larger pictures are shrunk to this first: the model sees 28x28 anyway
 # The file types the page offers, and the only decoders an upload is given to: Pillow would
 # otherwise try every plugin it has, and hand an EPS named .png to Ghostscript.
@@ -50,6 +55,10 @@ def read_image_bytes(data: bytes) -> np.ndarray:
         if getattr(image, "n_frames", 1) > 1:
             raise ImageProblem("Animated images are not supported: upload a single still image.")
         image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))  # JPEG: decode at a reduced scale, much faster
+        if image.width * image.height > MAX_DECODED_PIXELS:  # the size it will be decoded at
+            raise ImageProblem(f"The image is {image.width}x{image.height} pixels; the limit is "
+                               f"{MAX_DECODED_PIXELS // 1_000_000} megapixels. Crop it to the character or "
+                               f"shrink it first.")
         image.load()
     except ImageProblem:
         raise
@@ -58,9 +67,11 @@ def read_image_bytes(data: bytes) -> np.ndarray:
         raise ImageProblem(("This image file is cut short: save or download it again." if cut_short else
                             "This file is not an image that can be read.") +
                            " Upload a PNG or JPEG of one character.") from None
+    # Shrunk first, while it is in its own compact mode: every conversion after it is of a small
+    # picture. (A square bound, so the EXIF rotation applied after it gives the same size.)
+    image.thumbnail((WORKING_SIDE, WORKING_SIDE))
     image = _upright(image)
     image = _eight_bit(image)
-    image.thumbnail((WORKING_SIDE, WORKING_SIDE))
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     return np.asarray(image.convert("RGBA" if has_alpha else "L"))
 

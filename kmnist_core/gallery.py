@@ -112,6 +112,7 @@ def share(image28, *, owner: str, label: int, answer: int, class_names, dataset:
     png, entry = _png(image), json.dumps(_entry_json(drawing), ensure_ascii=False).encode("utf-8")
     folder = gallery_dir(runs_dir)
     with _lock:
+        folder.mkdir(parents=True, exist_ok=True)
         count, size = _usage(folder)
         if count >= MAX_DRAWINGS or size + len(png) + len(entry) > MAX_BYTES:
             raise GalleryFull(f"The class gallery is full ({count:,} drawings, {size / 2**20:.1f} MB): "

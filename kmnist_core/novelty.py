@@ -245,6 +245,10 @@ class NoveltyStats:
             for name in FITTED[kind]:
                 if found[tap].shape[1] != self.tensors[f"{i}.{name}"].shape[-1]:
                     return False
+        try:  # a damaged file's matrix of another shape fails here, not on the Draw page
+            self.scores(found)
+        except RuntimeError:
+            return False
         return True
 
 

@@ -31,6 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 
 import torch
 from safetensors import SafetensorError
@@ -54,6 +55,10 @@ GALLERY_FOLDER = "class-gallery"  # the class's shared drawings (kmnist_core/gal
 
 class CheckpointError(RuntimeError):
     """A run's files are missing, corrupt, or do not fit its architecture."""
+
+
+class RunDeleted(FileNotFoundError):
+    """The run's folder was deleted (from a page, or by hand) while it trained: it stays deleted."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,6 +134,7 @@ class RunRecord:
     finished: str | None = None
     host: str | None = None      # where it trains, to tell a live run from a killed one
     pid: int | None = None
+    process_start: str | None = None  # when that process started (see process_start): a reused pid is another
     device: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     best_epoch: int | None = None  # the epoch whose weights are saved
@@ -150,7 +156,7 @@ class RunRecord:
                "history": [_epoch_json(h) for h in self.history], "best_epoch": self.best_epoch,
                "best_val_accuracy": self.best_val_accuracy,
                "test": dataclasses.asdict(self.test) if self.test is not None else None}
-        optional = {"reason": self.reason,
+        optional = {"reason": self.reason, "process_start": self.process_start,
                     "timings": dataclasses.asdict(self.timings) if self.timings is not None else None,
                     "finished": self.finished, "shipped": self.shipped, "command": self.command,
                     "attribution": self.attribution, "framing": self.framing}
@@ -194,6 +200,7 @@ class RunRecord:
             finished=top.take("finished", str, None),
             host=top.take("host", str, None),
             pid=top.take("pid", int, None, low=1),
+            process_start=top.take("process_start", str, None),
             device=top.take("device", str, ""),
             versions=top.take("versions", dict, {}),
             best_epoch=top.take("best_epoch", int, None, low=1),
@@ -305,7 +312,19 @@ def _check_consistency(record: RunRecord) -> None:
 
 
 def default_runs_dir() -> Path:
-    return Path(os.environ.get("KMNIST_RUNS_DIR", "checkpoints"))
+    # An empty setting is no setting: Path("") would be the working directory.
+    return Path(os.environ.get("KMNIST_RUNS_DIR") or "checkpoints")
+
+
+def runs_dir_problem(runs_dir: Path) -> str | None:
+    """Why the runs folder cannot hold runs (a file, a path too long...); None when it can, or
+    does not exist yet (the first run makes it)."""
+    try:
+        if runs_dir.is_dir() or not runs_dir.exists():
+            return None
+        return f"The runs folder {runs_dir} is a file, not a folder: set another runs folder."
+    except OSError as error:  # a name too long, a loop of links
+        return f"The runs folder {runs_dir} cannot be used ({error.strerror or error})."
 
 
 # The models that ship with the app are part of the install, not of the user's runs folder:
@@ -318,8 +337,13 @@ def shipped_dir() -> Path:
     return Path(os.environ.get("KMNIST_SHIPPED_DIR", INSTALL_CHECKPOINTS))
 
 
+MAX_ID_DATASET_CHARS = 40  # a folder's name is up to 255 bytes, and the id must fit in one
+
+
 def new_run_id(config: TrainConfig) -> str:
-    dataset = Path(config.dataset).name.lower() if config.dataset else "data"
+    name = Path(config.dataset).name.lower() if config.dataset else ""
+    # Letters, digits, - _ . only: a name's spaces, newlines and control characters stay out of the folder's name.
+    dataset = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:MAX_ID_DATASET_CHARS] or "data"
     return f"{datetime.now():%Y%m%d-%H%M%S}-{dataset}-{config.arch}-{secrets.token_hex(2)}"
 
 
@@ -342,8 +366,9 @@ def _fsync(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` whole or not at all (also the class gallery's writer)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `data` to `path` whole or not at all: the one writer of every file in a run folder
+    (and of the class gallery's). The folder is not made here: a run's folder deleted while it
+    trains must stay deleted."""
     tmp = _temporary(path)
     # Mode 0666 less the umask, as for any file the user makes (mkstemp's 0600 hid shared and
     # shipped runs from the other users of a classroom server).
@@ -423,6 +448,10 @@ class Run:
     """A run folder and its record."""
     path: Path
     record: RunRecord
+    saved_name: str = field(default="", repr=False, compare=False)  # the name on disk when last read or saved
+
+    def __post_init__(self):
+        self.saved_name = self.record.name
 
     @property
     def id(self) -> str:
@@ -440,7 +469,7 @@ class Run:
     def status(self) -> str:
         status = self.record.status
         # A run still marked "running" whose process is gone was killed mid-training.
-        if status == "running" and not _process_alive(self.record.host, self.record.pid):
+        if status == "running" and not _process_alive(self.record.host, self.record.pid, self.record.process_start):
             return "interrupted"
         return status
 
@@ -500,9 +529,24 @@ class Run:
         return (self.path / WEIGHTS).is_file()
 
     def save(self) -> None:
+        """Write the record. RunDeleted when its folder has gone; a name given on disk since
+        the last save (a rename while it trains) is kept, unless this record's was changed too."""
+        self._check_exists()
+        if self.record.name == self.saved_name:
+            try:
+                on_disk = read_record(self.path).name
+            except (OSError, CheckpointError):
+                on_disk = self.record.name
+            self.record.name = on_disk
         write_record(self.path / RECORD, self.record)
+        self.saved_name = self.record.name
+
+    def _check_exists(self) -> None:
+        if not self.path.is_dir():
+            raise RunDeleted(f"the run {self.id} was deleted while it trained")
 
     def save_model(self, model: torch.nn.Module) -> None:
+        self._check_exists()
         save_weights(self.path / WEIGHTS, model, {
             "arch": self.record.config.arch,
             "num_classes": str(len(self.class_names)),
@@ -510,7 +554,17 @@ class Run:
         })
 
 
-def _process_alive(host: str | None, pid: int | None) -> bool:
+def process_start(pid: int) -> str | None:
+    """When the process started, in clock ticks since boot (field 22 of /proc/<pid>/stat); None
+    where that cannot be read. A pid is reused (a container's server is always pid 1), its start never."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _process_alive(host: str | None, pid: int | None, started: str | None = None) -> bool:
     if host != socket.gethostname() or not pid:
         return False
     try:
@@ -518,21 +572,40 @@ def _process_alive(host: str | None, pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    now = process_start(pid) if started is not None else None
+    return now is None or now == started
+
+
+def mark_interrupted(run: Run) -> None:
+    """Mark a run that its record says is training as interrupted, for one whose process is gone
+    but cannot be told apart (another host's, or a record without its process's start time)."""
+    record = run.record
+    if record.host == socket.gethostname() and record.pid == os.getpid() and \
+            record.process_start == process_start(os.getpid()) and record.status == "running":
+        raise CheckpointError(f"Run '{run.id}' is still training in this server: stop it instead.")
+    if record.status != "running":
+        return
+    marked = dataclasses.replace(record, status="interrupted",
+                                 reason="marked interrupted by hand: its training process had ended")
+    write_record(run.path / RECORD, marked)
+    run.record = marked
 
 
 def create_run(record: RunRecord, runs_dir: Path | None = None) -> Run:
-    """A new run folder for `record`, marked as running in this process, and saved."""
+    """A new run folder for `record`, marked as running in this process, and saved. Made under a
+    hidden name and renamed once its record is in it: a scan sees the whole run or none of it."""
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     path = runs_dir / new_run_id(record.config)
-    path.mkdir(parents=True)
-    _fsync_folder(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    staging = runs_dir / f".{path.name}.new"   # scans skip hidden folders
+    staging.mkdir()
     record.id, record.status, record.created = path.name, "running", now_iso()
-    record.host, record.pid = socket.gethostname(), os.getpid()
-    run = Run(path, record)
-    run.save()
-    return run
+    record.host, record.pid, record.process_start = socket.gethostname(), os.getpid(), process_start(os.getpid())
+    write_record(staging / RECORD, record)
+    staging.rename(path)
+    _fsync_folder(runs_dir)
+    return Run(path, record)
 
 
 def resolve(run: str | Path, runs_dir: Path | None = None) -> Path:
@@ -550,14 +623,15 @@ def resolve(run: str | Path, runs_dir: Path | None = None) -> Path:
 def read_record(path: Path) -> RunRecord:
     """The record of the run folder `path`. FileNotFoundError if it has no run.json (or
     vanished), CheckpointError if that is unreadable or malformed."""
-    record_path = path / RECORD
-    size = record_path.stat().st_size
-    if size > MAX_RECORD_BYTES:
-        raise CheckpointError(f"Run '{path.name}': {RECORD} is {size / 2**20:.0f} MB, far more than a run's "
-                              "record: it is not one.")
+    content = _read_regular(path / RECORD, MAX_RECORD_BYTES)
+    if content is None:
+        raise CheckpointError(f"Run '{path.name}': {RECORD} is not a regular file (a pipe, a device or a link to "
+                              "one): it is not a record.")
+    if len(content) > MAX_RECORD_BYTES:
+        raise CheckpointError(f"Run '{path.name}': {RECORD} is more than {MAX_RECORD_BYTES / 2**20:.0f} MB, far "
+                              "more than a run's record: it is not one.")
     try:
-        text = record_path.read_text(encoding="utf-8")
-        value = json.loads(text)
+        value = json.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         # RecursionError: JSON nested thousands of levels deep.
         raise CheckpointError(f"Run '{path.name}': {RECORD} is corrupt, not valid JSON ({type(error).__name__}: "
@@ -566,6 +640,23 @@ def read_record(path: Path) -> RunRecord:
         return RunRecord.from_json(value)
     except CheckpointError as error:
         raise CheckpointError(f"Run '{path.name}': {RECORD} is malformed: {error}.") from None
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """Up to limit + 1 bytes of `path`; None when it is not a regular file. Opened without
+    blocking and checked before reading: a FIFO would wait forever for a writer, and a link to
+    /dev/zero never ends (st_size is 0 for both)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, left = [], limit + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def load_run(run: str | Path, runs_dir: Path | None = None) -> Run:
@@ -603,6 +694,13 @@ def load_model(run: Run, device: str | torch.device = "cpu") -> models.Classifie
         state = load_file(weights)
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"Run '{run.id}': {WEIGHTS} is corrupt or truncated ({error}).") from error
+    expected = model.state_dict()
+    whole = next((name for name, tensor in state.items() if name in expected and
+                  expected[name].is_floating_point() and not tensor.is_floating_point()), None)
+    if whole is not None:  # copied into the model they would become a near-all-zero model that answers class 0
+        raise CheckpointError(f"Run '{run.id}': {WEIGHTS} holds {str(state[whole].dtype).removeprefix('torch.')} "
+                              f"weights ({whole}); a model's weights are floating-point numbers (float32, float16 "
+                              f"or bfloat16).")
     broken = next((name for name, tensor in state.items()
                    if tensor.is_floating_point() and not torch.isfinite(tensor).all()), None)
     if broken is not None:
@@ -672,7 +770,7 @@ def scan_runs(runs_dir: Path | None = None) -> tuple[list[Run], list[str]]:
     not listed. The records are shared between scans: treat them as read-only (load_run
     gives a run of its own)."""
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    runs, problems = [], []
+    runs, problems = [], [problem for problem in [runs_dir_problem(runs_dir)] if problem]
     for path in _run_folders(runs_dir):
         try:
             stat = (path / RECORD).stat()
@@ -735,7 +833,7 @@ def rename_run(run: Run, name: str) -> None:
         raise CheckpointError(f"Run '{run.id}' no longer exists on disk.")
     renamed = dataclasses.replace(run.record, name=name.strip())  # a scan's record is shared: not changed in place
     write_record(run.path / RECORD, renamed)
-    run.record = renamed
+    run.record, run.saved_name = renamed, renamed.name
 
 
 def delete_run(run: Run) -> None:

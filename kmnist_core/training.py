@@ -371,8 +371,8 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
         record.status, record.reason = "stopped", f"interrupted at step {step}"
     except Diverged as reason:
         record.status, record.reason = "failed", str(reason)
-    except OSError as error:  # a save failed: the disk is full, or the folder went away
-        record.status, record.reason = "failed", _save_failure(error)
+    except OSError as error:  # a save failed: the disk is full, or the run was deleted
+        record.status, record.reason = _save_failure(error)
     except BaseException as error:
         record.status, record.reason = "failed", f"{type(error).__name__}: {error}"
         _try_save(run)
@@ -400,7 +400,7 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
             except ValueError as error:   # a dataset of a few dozen images: the model stands without the check
                 log.warning("no 'not one of my classes' check for run %s: %s", run.id, error)
     except OSError as error:
-        record.status, record.reason = "failed", _save_failure(error)
+        record.status, record.reason = _save_failure(error)
     record.finished = runs.now_iso()
     _try_save(run)
     return run
@@ -433,10 +433,13 @@ def _check_learning(epoch: int, train_loss: float, accuracy: float, num_classes:
                        f"try {config.lr / 10:g}.")
 
 
-def _save_failure(error: OSError) -> str:
+def _save_failure(error: OSError) -> tuple[str, str]:
+    """The status and reason of a run whose save failed ("deleted": its folder was removed meanwhile)."""
+    if isinstance(error, runs.RunDeleted):
+        return "deleted", str(error)
     if getattr(error, "errno", None) == errno.ENOSPC:
-        return "no space left on the disk to save the model: free some space and train again"
-    return f"could not save the model ({error.strerror or error})"
+        return "failed", "no space left on the disk to save the model: free some space and train again"
+    return "failed", f"could not save the model ({error.strerror or error})"
 
 
 def _try_save(run: runs.Run) -> None:

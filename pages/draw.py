@@ -111,8 +111,11 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
             if drawn is not None:
                 image, pen_width = drawn.image, drawn.pen
         else:
-            upload = st.file_uploader("A photo or scan of one character, dark on light or light on dark",
-                                      type=sorted(drawing.UPLOAD_FORMATS), key="draw_upload")
+            upload = st.file_uploader(f"A photo or scan of one character, dark on light or light on dark "
+                                      f"(at most {drawing.MAX_UPLOAD_BYTES // 2**20} MB)",
+                                      type=sorted(drawing.UPLOAD_FORMATS), key="draw_upload",
+                                      help=f"Files over {drawing.MAX_UPLOAD_BYTES // 2**20} MB are refused: "
+                                           f"crop the photo to the character, or save it smaller.")
             if upload is not None:
                 try:
                     image = drawing.read_image_bytes(upload.getvalue())
@@ -145,7 +148,9 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
                 st.info("No character found in this picture (a blank page or a speck of ink gets no guess): "
                         "crop it close to one character, dark on light or light on dark.", icon="🔍")
             elif not problem:
-                st.info("Upload a picture of one character, cropped close to it.", icon="📷")
+                st.info(f"Upload a picture of one character, cropped close to it (at most "
+                        f"{drawing.MAX_UPLOAD_BYTES // 2**20} MB; a file marked in red above is too large).",
+                        icon="📷")
         return
 
     probabilities = drawing.predict_drawing(model, run.normalization, image28)

@@ -43,8 +43,9 @@ repeats = repeats_col.number_input("Repeats (seeds)", 1, 10, 1, key="sweep_repea
 try:
     base = TrainConfig(dataset=folder.strip() or dataset, arch=arch, **base_values).validate()
     configs = sweeps.expand(base, param, sweeps.parse_values(base, param, text), int(repeats))
-    if folder.strip():
-        data.dataset_info(folder.strip())  # a wrong folder is said once here, not as a failure of every run
+    if folder.strip():  # a wrong folder is said once here, not as a failure of every run; its files are
+        # read and checked (once: the dataset is cached), so a folder of garbage files is refused too.
+        data.check_split(data.load_dataset(folder.strip(), download=False), base.val_fraction)
 except (ValueError, data.DatasetUnavailable) as error:
     st.error(str(error))
 else:

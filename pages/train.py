@@ -86,7 +86,7 @@ def config_form() -> TrainConfig | None:
 
 def start(config: TrainConfig) -> None:
     try:
-        data.load_dataset(config.dataset, config.data_root, download=False)
+        data.check_split(data.load_dataset(config.dataset, config.data_root, download=False), config.val_fraction)
     except data.DatasetUnavailable as error:
         if config.dataset in data.DATASETS and data.DATASETS[config.dataset].can_download:
             st.session_state["download_offer"] = (config, str(error))
@@ -148,6 +148,8 @@ def show_progress(snapshots) -> None:
         m3.metric("Time taken", duration(snap.ended - snap.started))
     elif snap.status == "failed":
         st.error(f"The run failed: {snap.message}")
+    elif snap.status == "deleted":
+        st.info(f"The run {snap.run_id} was deleted while it trained: nothing of it is kept.")
     elif snap.status == "cancelled":
         st.warning(f"The run was cancelled: {snap.message}.")
     elif snap.status == "stopped":
@@ -248,6 +250,15 @@ def saved_runs_table() -> None:
     if run.shipped:
         c2.caption("📦 A model shipped with the app: part of the install, it cannot be renamed or deleted.")
         return
+    if run.status == "running" and c3.button("Mark interrupted", key=f"interrupted-{run.id}",
+                                              help="Its training ended with a server that was stopped or "
+                                                   "restarted, but it still reads as training."):
+        try:
+            runs.mark_interrupted(run)
+        except (runs.CheckpointError, OSError) as error:
+            st.error(str(error))
+        else:
+            st.rerun()
     new_name = c2.text_input("Name", value=run.name, key=f"name-{run.id}")
     if c2.button("Rename", key=f"rename-{run.id}") and new_name.strip():
         try:

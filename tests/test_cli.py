@@ -46,7 +46,7 @@ def test_bad_input_is_one_line_not_a_traceback(data_root, runs_dir, tmp_path, ca
     assert main(["train", "--epochs", "0", "--data-root", str(data_root)]) == 2
     assert capsys.readouterr().err.strip() == "error: epochs must be between 1 and 1000, got 0"
     assert main(["train", "--dataset", str(tmp_path / "nothing"), "--runs-dir", str(runs_dir)]) == 2
-    assert capsys.readouterr().err.startswith("error: Unknown dataset")
+    assert capsys.readouterr().err.strip() == f"error: The folder '{tmp_path / 'nothing'}' does not exist."
     assert main(["evaluate", "missing-run", "--runs-dir", str(runs_dir)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Run 'missing-run' not found") and err.count("\n") == 1

@@ -41,7 +41,7 @@ def test_failures_become_plain_messages(tiny_config, runs_dir, tmp_path):
     missing = manager.submit(dataclasses.replace(tiny_config, dataset=str(tmp_path / "absent")))
     diverged = manager.submit(dataclasses.replace(tiny_config, arch="mlp", lr=100.0, optimizer="sgd", schedule="none"))
     assert manager.wait(diverged, timeout=60)
-    assert missing.status == "failed" and "Unknown dataset" in missing.message
+    assert missing.status == "failed" and "does not exist" in missing.message
     assert diverged.status == "failed" and diverged.message.startswith("diverged at step")
 
 

@@ -245,17 +245,16 @@ def test_a_history_longer_than_any_run_is_refused_and_charts_thin_long_ones(trai
 
 
 def test_a_folder_deleted_while_it_is_read_is_not_listed(trained_run, runs_dir, monkeypatch):
-    import pathlib
     import shutil
     write_record(runs_dir, "vanishing", good_record(trained_run))
-    original = pathlib.Path.read_text
+    original = runs._read_regular
 
-    def deleted_first(self, *args, **kwargs):
-        if self.parent.name == "vanishing":
-            shutil.rmtree(self.parent)  # another process deletes the run between the check and the read
-        return original(self, *args, **kwargs)
+    def deleted_first(path, limit):
+        if path.parent.name == "vanishing":
+            shutil.rmtree(path.parent)  # another process deletes the run between the check and the read
+        return original(path, limit)
 
-    monkeypatch.setattr(pathlib.Path, "read_text", deleted_first)
+    monkeypatch.setattr(runs, "_read_regular", deleted_first)
     found, problems = runs.scan_runs(runs_dir)
     assert [r.id for r in found] == [trained_run.id] and problems == []
 

@@ -27,6 +27,10 @@ from PIL import Image, UnidentifiedImageError
 
 HERE = Path(__file__).parent
 SIZE = 280      # the canvas's pixels; it is shown smaller where its column is narrower
+# A message from the browser is anyone's to craft: the canvas sends SIZE x SIZE pixels, so
+# anything much larger is refused before it is decoded (a 9000x9000 PNG of 307 kB cost 1.2 GB).
+MAX_SIDE = 4 * SIZE
+MAX_MESSAGE_CHARS = 4 * MAX_SIDE * MAX_SIDE  # base64 of an uncompressed RGBA PNG of that size, roughly
 
 _mount = st.components.v2.component(
     "kmnist_lab_canvas",
@@ -47,14 +51,17 @@ def decode(state: dict | None) -> Drawing | None:
     """The component's state -> the drawing, or None for an empty or unreadable one."""
     drawing = (state or {}).get("drawing") or {}
     url = drawing.get("png")
-    if not isinstance(url, str) or ";base64," not in url:
+    if not isinstance(url, str) or ";base64," not in url or len(url) > MAX_MESSAGE_CHARS:
         return None
     try:
         image = Image.open(io.BytesIO(base64.b64decode(url.split(";base64,", 1)[1])), formats=["PNG"])
+        if max(image.size) > MAX_SIDE:  # read from the header: nothing decoded yet
+            return None
         image = np.asarray(image.convert("RGBA"))
-    except (binascii.Error, UnidentifiedImageError, OSError, ValueError):
+        pen, strokes = int(drawing.get("pen") or 0), int(drawing.get("strokes") or 0)
+    except (binascii.Error, UnidentifiedImageError, OSError, ValueError, TypeError, Image.DecompressionBombError):
         return None
-    return Drawing(image, int(drawing.get("pen") or 0), int(drawing.get("strokes") or 0))
+    return Drawing(image, pen, strokes)
 
 
 def draw_canvas(pen: int, key: str) -> Drawing | None:

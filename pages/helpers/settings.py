@@ -28,7 +28,14 @@ def setting_input(container, name: str, *, key: str, value=None, slider: bool = 
                                    key=key, help=help, format_func=format_func)
     if meta["min"] is None:
         return container.text_input(label, value, key=key, help=help)
-    bounds = dict(min_value=meta["min"], max_value=meta["max"], value=value, step=meta["step"], key=key, help=help)
     if slider:
-        return container.slider(label, **bounds)
-    return container.number_input(label, format=number_format if kind is float else None, **bounds)
+        return container.slider(label, min_value=meta["min"], max_value=meta["max"], value=value, step=meta["step"],
+                                key=key, help=help)
+    # Unbounded in the browser, which would keep an out-of-range value typed in with a small red icon
+    # while the page went on with the last valid one: the value comes here and is refused beside the
+    # field, and the config's validation keeps Start disabled.
+    number = container.number_input(label, value=value, step=meta["step"], key=key, help=help,
+                                    format=number_format if kind is float else None)
+    if not meta["min"] <= number <= meta["max"]:
+        container.error(f"{label} must be between {meta['min']:g} and {meta['max']:g}.", icon="🚫")
+    return number
