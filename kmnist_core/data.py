@@ -547,17 +547,18 @@ class Splits:
 
 
 def make_splits(data: RawDataset, val_fraction: float = 0.1, seed: int = 0) -> Splits:
-    """Carve a seeded validation split from the training set, stratified where each class has enough images."""
+    """Carve a seeded validation split from the training set: stratified when every class can
+    have an image on both sides, else (a small own folder, such as a class's shared drawings)
+    a plain seeded split."""
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     check_split(data, val_fraction)
     indices = torch.arange(len(data.train_labels))
     if val_fraction > 0:
-        try:
-            train_idx, val_idx = train_test_split(indices.numpy(), test_size=val_fraction, random_state=seed,
-                                                  stratify=data.train_labels.numpy())
-        except ValueError:  # a small own folder (a class's shared drawings) has too few images of a class
-            train_idx, val_idx = train_test_split(indices.numpy(), test_size=val_fraction, random_state=seed)
+        classes, n = len(torch.unique(data.train_labels)), len(indices)
+        stratify = data.train_labels.numpy() if classes <= math.ceil(val_fraction * n) <= n - classes else None
+        train_idx, val_idx = train_test_split(indices.numpy(), test_size=val_fraction, random_state=seed,
+                                              stratify=stratify)
         train_idx, val_idx = torch.from_numpy(train_idx).sort().values, torch.from_numpy(val_idx).sort().values
     else:
         train_idx, val_idx = indices, indices[:0]
@@ -568,21 +569,19 @@ def make_splits(data: RawDataset, val_fraction: float = 0.1, seed: int = 0) -> S
 
 
 def check_split(data: RawDataset, val_fraction: float) -> None:
-    """DatasetUnavailable, saying what the folder needs, when its training images are too few for
-    a stratified validation split of `val_fraction`: every class needs two images, and both parts
-    one image of every class (scikit-learn's own message lists the classes, a hundred of them)."""
+    """DatasetUnavailable, saying what the folder needs, when a class has fewer than two training
+    images: one of them would go to validation and leave the class nothing to learn from
+    (scikit-learn's own message lists the classes, a hundred of them)."""
     if val_fraction == 0:
         return
     counts = torch.bincount(data.train_labels)
-    classes, n = int((counts > 0).sum()), len(data.train_labels)
-    held_out = math.ceil(val_fraction * n)
-    if counts[counts > 0].min() >= 2 and classes <= held_out <= n - classes:
+    if counts[counts > 0].min() >= 2:
         return
-    needed = max(2 * classes, math.ceil(classes / val_fraction), classes + math.ceil(val_fraction * 2 * classes))
+    classes, n = int((counts > 0).sum()), len(data.train_labels)
     raise DatasetUnavailable(
         f"{data.info.display_name}: its {n:,} training images of {classes:,} classes are too few to hold out "
-        f"{val_fraction:g} of them for validation. The folder needs at least 2 images of every class and "
-        f"{needed:,} training images in all; or set the validation fraction to 0.")
+        f"{val_fraction:g} of them for validation. The folder needs at least 2 images of every class; "
+        "or set the validation fraction to 0.")
 
 
 def examples_per_class(labels: torch.Tensor, per_class: int, num_classes: int, seed: int = 0) -> list[list[int]]:
