@@ -771,18 +771,23 @@ def delete_run(run: Run, actor: Actor = Actor.local()) -> None:
     live.note_run(run.id, "deleted", actor.label, run.display_name)
 
 
+def untidy(found: list[Run], actor: Actor) -> list[Run]:
+    """What a tidy-up would remove: the stopped, failed or interrupted runs students started
+    (not the teacher's own, nothing shipped)."""
+    return [run for run in found if run.owner and run.owner != actor.name and not run.shipped
+            and run.status in ("stopped", "failed", "interrupted")]
+
+
 def tidy_up(actor: Actor, runs_dir: Path | None = None) -> list[str]:
-    """The teacher's clean sweep: delete every stopped, failed or interrupted run a student
-    started; returns the deleted runs' names. NotAllowed for anyone but the teacher."""
+    """The teacher's clean sweep: delete every run `untidy` lists; returns their names.
+    NotAllowed for anyone but the teacher."""
     require_teacher(actor, "tidy up the students' runs")
     deleted = []
-    for run in list_runs(runs_dir):
-        theirs = run.owner and run.owner != actor.name  # not the teacher's own
-        if theirs and not run.shipped and run.status in ("stopped", "failed", "interrupted"):
-            try:
-                delete_run(run, actor)
-            except (CheckpointError, OSError) as error:
-                log.warning("tidy up: %s", error)
-            else:
-                deleted.append(run.display_name)
+    for run in untidy(list_runs(runs_dir), actor):
+        try:
+            delete_run(run, actor)
+        except (CheckpointError, OSError) as error:
+            log.warning("tidy up: %s", error)
+        else:
+            deleted.append(run.display_name)
     return deleted

@@ -1,8 +1,19 @@
-"""Dates and durations as the pages write them."""
+"""Dates, durations and names as the pages write them."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+
+# What markdown (and Streamlit's own :material/...: and :color[...]: directives, $LaTeX$) would
+# read as markup: every ASCII punctuation mark, escaped with a backslash, shows as itself.
+_MARKUP = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def literal(text) -> str:
+    """Text a user or a data folder named (a run, a class, a dataset, a person), made safe to put
+    in markdown: shown exactly as written, never as a link, an image, HTML or formatting."""
+    return _MARKUP.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def when(timestamp: str | float | None) -> str:
