@@ -89,7 +89,7 @@ if not pairs:
     st.success("No confusions at all on the test set.")
 for rank, pair in enumerate(pairs, 1):
     a, b = names[pair.a], names[pair.b]
-    st.markdown(f"**{rank}. {literal(a)} ↔ {literal(b)}** — {literal(pair.describe(names))}")
+    st.markdown(f"**{rank}. {literal(a)} ↔ {literal(b)}** — {pair.describe([literal(n) for n in names])}")
     if dataset is not None:
         left, right = st.columns(2)
         for column, true, predicted in ((left, pair.a, pair.b), (right, pair.b, pair.a)):

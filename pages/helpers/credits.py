@@ -18,7 +18,7 @@ def credit_line(dataset_name: str, attribution: str) -> str:
     licence = info.licence.split(",")[0] if info is not None and info.licence else ""
     if licence in LICENCE_PAGES:
         licence = f"[{licence}]({LICENCE_PAGES[licence]})"
-    return literal(attribution) + (f", used under {licence}" if licence else "") + "."
+    return attribution + (f", used under {licence}" if licence else "") + "."
 
 
 def dataset_credit(info: data.DatasetInfo) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-# What markdown (and Streamlit's own :material/...: and :color[...]: directives, $LaTeX$) would
-# read as markup: every ASCII punctuation mark, escaped with a backslash, shows as itself.
-_MARKUP = re.compile(r"([!-/:-@\[-`{-~])")
+# What markdown (with GFM's autolinks, and Streamlit's :material/...: and :color[...]: directives and
+# $LaTeX$) reads as markup anywhere in a line; each is escaped with a backslash and shows as itself.
+_MARKUP = re.compile(r"([\\`*\[\]<>!#~$|:&@]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|(?i:(?<=\bwww)\.))")
+_LINE_START = re.compile(r"^([-+=]|\d+(?=[.)]))")  # a list, a heading underline, a numbered list
 
 
 def literal(text) -> str:
     """Text a user or a data folder named (a run, a class, a dataset, a person), made safe to put
-    in markdown: shown exactly as written, never as a link, an image, HTML or formatting."""
-    return _MARKUP.sub(r"\\\1", " ".join(str(text).split()))
+    in markdown: shown exactly as written, never as a link, an image, HTML or formatting. Only
+    what could be read as markup is escaped, so a plain name (mlp_small-3f2a) stays as it is."""
+    escaped = _MARKUP.sub(r"\\\1", " ".join(str(text).split()))
+    return _LINE_START.sub(lambda m: m.group(1) + "\\" if m.group(1)[0].isdigit() else "\\" + m.group(1), escaped)
 
 
 def when(timestamp: str | float | None) -> str:
