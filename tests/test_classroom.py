@@ -244,3 +244,12 @@ def test_submitting_from_many_students_at_once_keeps_each_ones_limit(runs_dir):
         for job in manager.jobs():
             manager.stop(job.id)
             manager.wait(job, timeout=10)
+
+
+def test_a_csv_export_keeps_formulas_as_text(runs_dir):
+    from kmnist_core import compare
+    hostile = saved_run(runs_dir, "Aiko", name='=HYPERLINK("http://127.0.0.1:9","x")')
+    plain = saved_run(runs_dir, "Ben", name="-1+2")
+    text = compare.runs_csv([hostile, plain])
+    assert "'=HYPERLINK(" in text and "'-1+2" in text
+    assert compare.spreadsheet_safe(0.5) == 0.5 and compare.spreadsheet_safe("resnet") == "resnet"
