@@ -49,6 +49,13 @@ class Actor:
         return cls(clean_name(name) if name.strip() else "", True)
 
     @property
+    def owner(self) -> str:
+        """What the jobs and runs this user starts record as their owner: the student's name, or ""
+        for the teacher (as for the lone user), which no student can type: a student who signs in
+        under the teacher's name still owns nothing of the teacher's."""
+        return "" if self.is_teacher else self.name
+
+    @property
     def label(self) -> str:
         """How others read this user's name in a notice: "the teacher", or the student's name."""
         return TEACHER if self.is_teacher else self.name
@@ -65,7 +72,8 @@ def clean_name(name: str) -> str:
 
 def may(actor: Actor, owner: str) -> bool:
     """The rule: the teacher (or the lone user) may act on anything; a student only on their own.
-    Work without an owner (made before the class, from the command line, or shipped) is the teacher's."""
+    Work without an owner (the teacher's, or made before the class, from the command line, or
+    shipped) is the teacher's."""
     return actor.is_teacher or (bool(owner) and owner == actor.name)
 
 

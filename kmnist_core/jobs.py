@@ -58,7 +58,7 @@ class Job:
     config: TrainConfig
     device: str
     number: int = 0                   # submission order
-    owner: str = ""                   # who submitted it, in a class ("" for the lone user)
+    owner: str = ""                   # the student who submitted it ("" for the teacher, or the lone user)
     created: float = field(default_factory=time.time)
     # Guarded by `lock` (read them from other threads through snapshot()):
     status: str = "queued"            # queued, running, finished, stopped, failed, cancelled
@@ -162,11 +162,11 @@ class JobManager:
             return self._queue(config, actor)
 
     def _queue(self, config: TrainConfig, actor: Actor) -> Job:
-        config = dataclasses.replace(config, owner=actor.name)  # the run records it: no one can claim another's
+        config = dataclasses.replace(config, owner=actor.owner)  # the run records it: no one can claim another's
         device = device_key(config.device)
         with self._lock:
             number = next(self._numbers)
-            job = Job(f"job-{number}", config, device, number, owner=actor.name)
+            job = Job(f"job-{number}", config, device, number, owner=actor.owner)
             self._jobs[job.id] = job
             if device not in self._workers or not self._workers[device].is_alive():
                 self._workers[device] = threading.Thread(target=self._work, args=(device,),
@@ -188,7 +188,7 @@ class JobManager:
     def _check_limits(self, configs: list[TrainConfig], actor: Actor) -> None:
         """The machine's bounds for everyone, and the class limits for a student."""
         limits = None if actor.is_teacher else classroom.load_limits(self.runs_dir)
-        mine = {job.config.group or job.id for job in self.active() if job.owner == actor.name}
+        mine = {job.config.group or job.id for job in self.active() if job.owner == actor.owner}
         classroom.check_submission(configs, actor, len(mine), limits)
 
     def jobs(self) -> list[Job]:

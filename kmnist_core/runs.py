@@ -139,7 +139,7 @@ class RunRecord:
     shipped: bool = False        # ships with the app: listed with a mark, never deleted
     command: str = ""            # the command line that made it, for shipped runs
     framing: dict | None = None  # statistics of how the training images fill their frame (drawing.py)
-    owner: str = ""              # who started it, in a class ("" for the lone user, the CLI, shipped runs)
+    owner: str = ""              # the student who started it ("" for the teacher, the lone user, the CLI, shipped)
     extras: dict = field(default_factory=dict)  # top-level keys this version does not know, kept as read
 
     def to_json(self) -> dict:
@@ -773,9 +773,8 @@ def delete_run(run: Run, actor: Actor = Actor.local()) -> None:
 
 def untidy(found: list[Run], actor: Actor) -> list[Run]:
     """What a tidy-up would remove: the stopped, failed or interrupted runs students started
-    (not the teacher's own, nothing shipped)."""
-    return [run for run in found if run.owner and run.owner != actor.name and not run.shipped
-            and run.status in ("stopped", "failed", "interrupted")]
+    (those with an owner: not the teacher's, nothing shipped)."""
+    return [run for run in found if run.owner and not run.shipped and run.status in ("stopped", "failed", "interrupted")]
 
 
 def tidy_up(actor: Actor, runs_dir: Path | None = None) -> list[str]:

@@ -204,7 +204,7 @@ def live_panel() -> None:
     # The widget's state is the one record of the watched job (submit sets it to a new job): a
     # changing `index` would fight the user's choice. Labels stay the same while a job runs.
     if st.session_state.get(JOB_PICKER) not in ids:  # this user's newest job, else the newest
-        st.session_state[JOB_PICKER] = next((i for i in ids if jobs[i].owner == actor.name), ids[0])
+        st.session_state[JOB_PICKER] = next((i for i in ids if jobs[i].owner == actor.owner), ids[0])
     chosen = st.selectbox("Job", ids, key=JOB_PICKER,
                           format_func=lambda i: f"{i}: {jobs[i].config.arch} on {jobs[i].config.dataset}"
                           + (f" · {jobs[i].owner}" if jobs[i].owner else ""))

@@ -40,8 +40,8 @@ def app_url(tmp_path_factory):
     trained = training.train(TrainConfig(dataset="mnist", arch="lenet", epochs=2, data_root=str(data_root),
                                          device="cpu"), runs_dir=tmp_path_factory.mktemp("class_trained"))
     for minutes, folder, owner, name, accuracy in ((3, "hostile", "Aiko", HOSTILE_RUN, 0.99),
-                                                   (2, "teacher-model", "Ms Sato", "teacher model", 0.5),
-                                                   (1, "teacher-spare", "Ms Sato", "teacher spare", 0.4)):
+                                                   (2, "teacher-model", "", "teacher model", 0.5),
+                                                   (1, "teacher-spare", "", "teacher spare", 0.4)):
         shutil.copytree(trained.path, runs_dir / folder)
         run = runs.load_run(folder, runs_dir)
         run.record.name, run.record.owner = name, owner

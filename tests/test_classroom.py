@@ -114,8 +114,8 @@ def test_tidy_up_removes_every_stopped_or_failed_student_run_and_nothing_else(ru
     stopped = saved_run(runs_dir, "Aiko", "stopped")
     failed = saved_run(runs_dir, "Ben", "failed")
     finished = saved_run(runs_dir, "Ben", "finished")
-    teachers = saved_run(runs_dir, "Ms Sato", "stopped")
-    lone = saved_run(runs_dir, "", "stopped")
+    teachers = saved_run(runs_dir, "", "stopped")
+    lone = saved_run(runs_dir, "", "failed")
     with pytest.raises(NotAllowed, match="Only the teacher may tidy up"):
         runs.tidy_up(AIKO, runs_dir)
     assert len(runs.tidy_up(TEACHER, runs_dir)) == 2
@@ -253,3 +253,12 @@ def test_a_csv_export_keeps_formulas_as_text(runs_dir):
     text = compare.runs_csv([hostile, plain])
     assert "'=HYPERLINK(" in text and "'-1+2" in text
     assert compare.spreadsheet_safe(0.5) == 0.5 and compare.spreadsheet_safe("resnet") == "resnet"
+
+
+def test_a_student_under_the_teachers_name_owns_nothing_of_the_teachers(manager, runs_dir):
+    job = manager.submit(TrainConfig(arch="mlp_small"), TEACHER)
+    assert job.owner == "" and TEACHER.owner == ""
+    impostor = Actor.student(TEACHER.name)
+    with pytest.raises(NotAllowed, match="Only the teacher may stop"):
+        manager.stop(job.id, impostor)
+

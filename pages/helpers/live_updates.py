@@ -47,7 +47,7 @@ def keep_lists_live(actor: Actor) -> None:
 
 
 def _remember_my_jobs(actor: Actor) -> None:
-    st.session_state[MINE] = [job.id for job in job_manager().active() if job.owner == actor.name]
+    st.session_state[MINE] = [job.id for job in job_manager().active() if job.owner == actor.owner]
 
 
 def _ended_jobs(actor: Actor) -> list[str]:

@@ -34,7 +34,7 @@ def usable_runs() -> list[runs.Run]:
     """Saved runs with weights, shipped ones included: the complete ones first, then those
     stopped, failed or partial (newest first within each). In a class, the unfinished runs
     are only their owner's: a student's stopped run does not clutter everyone's pickers."""
-    me = current_actor().name
+    me = current_actor().owner
     return runs.complete_first([r for r in saved_runs() if r.has_weights and (r.is_complete or r.owner == me)])
 
 
