@@ -2,6 +2,7 @@
 what a student's and the teacher's Train and Class pages offer, and a limit's message."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -85,3 +86,30 @@ def test_only_the_teacher_changes_the_limits_on_the_class_page(class_env):
     teacher.button[0].click().run()
     assert not teacher.exception
     assert classroom.load_limits().max_epochs == 7
+
+
+def test_an_open_model_renamed_or_deleted_by_the_teacher_is_said_in_one_line(class_env, trained_run):
+    from kmnist_core import runs
+    at = open_as(BEN, "pages/draw.py")
+    assert not at.exception and at.selectbox(key="draw_run").value == trained_run.id
+    runs.rename_run(trained_run, "class model", TEACHER)
+    at.run()
+    assert any("This model was renamed by the teacher to class model." in c.value for c in at.caption)
+    runs.delete_run(trained_run, TEACHER)
+    at.run()
+    assert not at.exception
+    assert not any("renamed" in c.value for c in at.caption)
+    assert not at.selectbox  # no model left: the page says so instead of a traceback
+    assert any("no trained model yet" in i.value for i in at.info)
+
+
+def test_the_train_page_says_when_open_pages_slow_the_training(class_env, tiny_config):
+    from kmnist_core import live
+    job = job_manager().submit(dataclasses.replace(tiny_config, epochs=1000), TEACHER)
+    while job.snapshot().status != "running":
+        job_manager().wait(job, timeout=0.1)
+    for session in range(5):
+        live.heartbeat(f"another-browser-{session}")
+    at = open_as(BEN, "pages/train.py")
+    assert not at.exception
+    assert any(re.search(r"\d+ pages open: training runs slower", c.value) for c in at.caption)
