@@ -75,7 +75,7 @@ PAGES = [
     st.Page("pages/dataset.py", title="Data", icon="🗂️", url_path="data"),
     st.Page("pages/features.py", title="Features", icon="🧭"),
     # The teacher's page: listed only when a class key is set.
-    st.Page("pages/class_settings.py", title="Class", icon="🧑‍🏫", url_path="class",
+    st.Page("pages/class_settings.py", title="Class settings", icon="🧑‍🏫", url_path="class-settings",
             visibility="visible" if in_class() else "hidden"),
 ]
 PAGE_BLURBS = [

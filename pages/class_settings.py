@@ -1,4 +1,4 @@
-"""Class: the teacher's settings for a class - the limits every student's training must
+"""Class settings: the teacher's settings for a class - the limits every student's training must
 keep, and a tidy-up of the students' stopped and failed runs. The rules live in the engine
 (kmnist_core/classroom.py, runs.tidy_up); this page only shows and changes them."""
 
@@ -14,7 +14,7 @@ from pages.helpers.navigation import use_app_navigation
 
 use_app_navigation()
 
-st.title("🧑‍🏫 Class")
+st.title("🧑‍🏫 Class settings")
 actor = current_actor()
 if not in_class():
     st.info("No class is running: start the app with a class key (KMNIST_CLASS_KEY, or class_key in "

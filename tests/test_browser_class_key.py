@@ -25,7 +25,7 @@ HOSTILE_RUN = '![x](http://127.0.0.1:9/p.png) **B** [l](http://127.0.0.1:9) <img
 HOSTILE_CLASS = '<img src=y>[c](http://127.0.0.1:9/c)'
 PAGES = {"/": "Where to go", "/train": "Saved runs", "/evaluate": "Per-class metrics", "/draw": "Draw a character",
          "/compare": "Side by side", "/sweep": "Results", "/data": "Explore a dataset", "/features": "The first layer",
-         "/class": "Class limits"}
+         "/class-settings": "Class limits"}
 
 
 @pytest.fixture(scope="module")
