@@ -771,7 +771,7 @@ def delete_run(run: Run, actor: Actor = Actor.local()) -> None:
     live.note_run(run.id, "deleted", actor.label, run.display_name)
 
 
-def untidy(found: list[Run], actor: Actor) -> list[Run]:
+def untidy(found: list[Run]) -> list[Run]:
     """What a tidy-up would remove: the stopped, failed or interrupted runs students started
     (those with an owner: not the teacher's, nothing shipped)."""
     return [run for run in found if run.owner and not run.shipped and run.status in ("stopped", "failed", "interrupted")]
@@ -782,7 +782,7 @@ def tidy_up(actor: Actor, runs_dir: Path | None = None) -> list[str]:
     NotAllowed for anyone but the teacher."""
     require_teacher(actor, "tidy up the students' runs")
     deleted = []
-    for run in untidy(list_runs(runs_dir), actor):
+    for run in untidy(list_runs(runs_dir)):
         try:
             delete_run(run, actor)
         except (CheckpointError, OSError) as error:

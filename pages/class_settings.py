@@ -54,7 +54,7 @@ with st.form("class_limits"):
 
 st.subheader("Tidy up")
 found, _ = runs.scan_runs(job_manager().runs_dir)
-clutter = runs.untidy(found, actor)
+clutter = runs.untidy(found)
 if not clutter:
     st.caption("No stopped or failed student runs to remove.")
 else:
