@@ -2,6 +2,9 @@
 
 import streamlit as st
 
+from pages.helpers.identity import current_actor, identity_badge, in_class
+from pages.helpers.live_updates import keep_lists_live
+
 st.set_page_config(page_title="KMNIST Lab", page_icon="✍️", layout="wide")
 
 
@@ -9,6 +12,7 @@ def home() -> None:
     from kmnist_core import data, runs, training
     from pages.helpers.background_jobs import job_manager
     from pages.helpers.credits import dataset_credit
+    from pages.helpers.formatting import literal
     from pages.helpers.loaders import try_load_dataset
     from pages.helpers.pictures import class_example_rows
     from pages.helpers.run_picker import PREFERRED_DATASET, usable_runs
@@ -24,8 +28,9 @@ def home() -> None:
     ready = runs.best_run(usable_runs(), PREFERRED_DATASET)
     draw_col, train_col = st.columns(2)
     if ready is not None and ready.is_complete:
-        draw_col.page_link(PAGES[3], label=f"Draw a character: {ready.record.dataset.display_name} model ready")
-        draw_col.caption(f"The Draw page opens on {ready.name} ({ready.config.arch}): it answers as you draw.")
+        draw_col.page_link(PAGES[3], label=f"Draw a character: {literal(ready.record.dataset.display_name)} model ready")
+        draw_col.caption(f"The Draw page opens on {literal(ready.display_name)} ({ready.config.arch}): it answers as "
+                         "you draw.")
     else:
         draw_col.caption("No model is ready to draw with yet: train one first.")
     train_col.page_link(PAGES[1], label="Train your own model and watch it learn")
@@ -38,7 +43,7 @@ def home() -> None:
     right.metric("Training jobs", f"{len(active)} active" if active else "none running")
     for job in active:
         snap = job.snapshot()
-        right.caption(f"{job.id}: {snap.config.arch} on {snap.config.dataset} — {snap.status}"
+        right.caption(f"{job.id}: {snap.config.arch} on {literal(snap.config.dataset)} — {snap.status}"
                       + (f", epoch {snap.epoch}/{snap.epochs_total} ({snap.progress:.0%})" if snap.step else ""))
 
     st.subheader("Where to go")
@@ -70,6 +75,9 @@ PAGES = [
     st.Page("pages/dataset.py", title="Data", icon="🗂️", url_path="data"),
     st.Page("pages/features.py", title="Features", icon="🧭"),
     st.Page("pages/class_gallery.py", title="Class", icon="🖼️", url_path="class"),
+    # The teacher's page: listed only when a class key is set.
+    st.Page("pages/class_settings.py", title="Class settings", icon="🧑‍🏫", url_path="class-settings",
+            visibility="visible" if in_class() else "hidden"),
 ]
 PAGE_BLURBS = [
     (PAGES[1], "Train a model, watch it learn"),
@@ -87,4 +95,8 @@ def old_data_link() -> None:
     st.switch_page(PAGES[6])
 
 
-st.navigation([*PAGES, st.Page(old_data_link, title="Data", url_path="dataset", visibility="hidden")]).run()
+page = st.navigation([*PAGES, st.Page(old_data_link, title="Data", url_path="dataset", visibility="hidden")])
+actor = current_actor()  # in a class, asks this browser's name once; without one, the lone user
+identity_badge(actor)
+keep_lists_live(actor)
+page.run()

@@ -14,6 +14,8 @@
               --features-run): the penultimate features, then their PCA and t-SNE projections;
 - live:       training images/s of the default recipe started from the Train page with a browser
               watching (one refresh a second) vs the same recipe from the CLI, and the refresh period;
+- classroom:  with 0/1/10/30 idle student pages open (browser contexts, a class key set), the trainer's
+              images/s, the Draw answer latency p50/p95 and the server's RSS (benchmarks/classroom.py);
 - startup:    seconds from `streamlit run app.py` to the Home page rendered in Chromium
               (needs Debian's chromium and playwright from requirements-dev.txt).
 """
@@ -199,7 +201,8 @@ def mean_and_std(done: list[runs.Run]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default="startup,throughput,time,live,draw,features,best,seeds,gpu",
-                        help="comma-separated: startup, throughput, time, live, draw, features, best, seeds, gpu")
+                        help="comma-separated: startup, throughput, time, live, draw, features, best, seeds, gpu, "
+                             "classroom")
     parser.add_argument("--data-root", default=None, help="default: $KMNIST_DATA_ROOT, else ./data")
     parser.add_argument("--best", default=",".join(BEST),
                         help=f"which 'best' runs: comma-separated {', '.join(BEST)}")
@@ -274,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
                 done = [cli_run(cli_flags({**recipe, "seed": seed}), runs_dir, args.data_root) for seed in (0, 1, 2)]
                 report(f"KMNIST {arch} ({' '.join(cli_flags(recipe)[2:])}), seeds 0-2", mean_and_std(done),
                        f"> {reported:.2%} (the report's)")
+    if "classroom" in sections:
+        from . import classroom
+        classroom.main([])
     if "gpu" in sections:
         from . import gpu
         gpu.main(["--data-root", args.data_root] if args.data_root else [])

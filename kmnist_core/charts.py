@@ -3,6 +3,7 @@ they can be tested (and used in a notebook) without Streamlit."""
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -11,6 +12,12 @@ import torch
 from plotly.subplots import make_subplots
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def plain(names) -> list[str]:
+    """Class and run names as plotly text: plotly reads <a href>, <b>... in any label as markup,
+    so a name a folder or a user gave shows literally only with its <, > and & escaped."""
+    return [html.escape(str(name), quote=False) for name in names]
 
 
 def smooth(values: list[float], weight: float = 0.9) -> list[float]:
@@ -84,6 +91,7 @@ def log_ticks(values) -> dict:
 def confusion_heatmap(matrix: np.ndarray, class_names: list[str], normalized: bool = False) -> go.Figure:
     """Rows are the true class, columns the prediction; counts or row shares written in each cell."""
     values = matrix / np.maximum(matrix.sum(1, keepdims=True), 1) if normalized else matrix
+    class_names = plain(class_names)
     text = [[f"{v:.0%}" if normalized else str(int(v)) for v in row] for row in values]
     fig = go.Figure(go.Heatmap(z=values, x=class_names, y=class_names, text=text, texttemplate="%{text}",
                                colorscale="Blues", hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
@@ -96,7 +104,7 @@ def confusion_heatmap(matrix: np.ndarray, class_names: list[str], normalized: bo
 def probability_bars(probabilities, class_names: list[str], highlight: int | None = None) -> go.Figure:
     probabilities = [float(p) for p in probabilities]
     colors = [COLORS[1] if i == highlight else COLORS[0] for i in range(len(probabilities))]
-    fig = go.Figure(go.Bar(x=class_names, y=probabilities, marker_color=colors,
+    fig = go.Figure(go.Bar(x=plain(class_names), y=probabilities, marker_color=colors,
                            text=[f"{p:.0%}" for p in probabilities], textposition="outside"))
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10),
                       yaxis=dict(range=[0, 1.1], tickformat=".0%"), xaxis=dict(type="category"))
@@ -127,7 +135,7 @@ CURVE_TITLES = {"val_accuracy": "validation accuracy", "val_loss": "validation l
 
 def compare_curves(curves: dict[str, tuple[list[float], list[float]]], metric: str, x: str = "epoch") -> go.Figure:
     """Several runs' curves of one metric overlaid (from compare.curves), one line per run."""
-    fig = go.Figure([go.Scatter(x=thin(xs), y=thin(ys), name=label, mode="lines+markers",
+    fig = go.Figure([go.Scatter(x=thin(xs), y=thin(ys), name=plain([label])[0], mode="lines+markers",
                                 line=dict(color=COLORS[i % len(COLORS)]))
                      for i, (label, (xs, ys)) in enumerate(curves.items())])
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), title=CURVE_TITLES.get(metric, metric),
@@ -141,7 +149,7 @@ def compare_curves(curves: dict[str, tuple[list[float], list[float]]], metric: s
 
 
 def _grouped_bars(series: dict[str, list[float]], class_names: list[str], percent: bool) -> go.Figure:
-    fig = go.Figure([go.Bar(x=list(class_names), y=list(values), name=name, marker_color=COLORS[i % len(COLORS)])
+    fig = go.Figure([go.Bar(x=plain(class_names), y=list(values), name=plain([name])[0], marker_color=COLORS[i % len(COLORS)])
                      for i, (name, values) in enumerate(series.items())])
     fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=10, b=10),
                       xaxis=dict(type="category"), legend=dict(orientation="h", y=-0.2))
@@ -190,6 +198,7 @@ def embedding_scatter(points: np.ndarray, labels, predictions, class_names: list
     [index, true, predicted], which a click selection hands back; `indices` default to the
     rows' positions."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)
+    class_names = plain(class_names)
     indices = np.arange(len(points)) if indices is None else np.asarray(indices)
 
     def trace(mask, name: str, marker: dict) -> go.Scattergl:

@@ -35,8 +35,17 @@ def runs_table(runs) -> pd.DataFrame:
     return pd.DataFrame([_row(run) for run in runs], columns=list(COLUMNS))
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would run as a formula
+
+
+def spreadsheet_safe(value):
+    """A text cell that a spreadsheet would read as a formula (a run named =HYPERLINK(...)),
+    prefixed with an apostrophe so it stays text; numbers and other cells unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def runs_csv(runs) -> str:
-    return runs_table(runs).to_csv(index=False)
+    return runs_table(runs).map(spreadsheet_safe).to_csv(index=False)
 
 
 def run_labels(runs) -> list[str]:

@@ -66,6 +66,8 @@ class TrainConfig:
                                     "else ./data)")
     name: str = _option("", "Run name", "a display name for the run")
     group: str = _option("", "Group", "the sweep or experiment this run belongs to")
+    # Set by the job manager from the acting user in a class (access.py); never a form field.
+    owner: str = _option("", "Owner", "who started the run, in a class (the app sets it)")
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError with a one-line reason for values no run can use."""

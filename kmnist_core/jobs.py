@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import itertools
 import logging
 import threading
@@ -33,7 +34,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from . import training
+from . import classroom, live, training
+from .access import Actor, check
 from .config import TrainConfig
 from .data import DatasetUnavailable, DownloadStopped
 from .runs import EpochRecord, TestResult
@@ -59,6 +61,7 @@ class Job:
     config: TrainConfig
     device: str
     number: int = 0                   # submission order
+    owner: str = ""                   # the student who submitted it ("" for the teacher, or the lone user)
     created: float = field(default_factory=time.time)
     # Guarded by `lock` (read them from other threads through snapshot()):
     status: str = "queued"            # queued, running, finished, stopped, failed, cancelled
@@ -158,14 +161,22 @@ class JobManager:
         self._numbers = itertools.count(1)
         self._workers: dict[str, threading.Thread] = {}
         self._busy: dict[str, threading.Lock] = {}  # per device: held while a job (or a probe) uses it
+        self._admitting = threading.Lock()  # a limit's check and the queueing it allows are one step
 
-    def submit(self, config: TrainConfig) -> Job:
-        """Queue a run; raises ValueError at once for a configuration no run can use."""
+    def submit(self, config: TrainConfig, actor: Actor = Actor.local()) -> Job:
+        """Queue a run for `actor`; raises ValueError at once for a configuration no run can
+        use, and classroom.LimitExceeded (a ValueError) for one beyond a limit."""
         config.validate()
+        with self._admitting:
+            self._check_limits([config], actor)
+            return self._queue(config, actor)
+
+    def _queue(self, config: TrainConfig, actor: Actor) -> Job:
+        config = dataclasses.replace(config, owner=actor.owner)  # the run records it: no one can claim another's
         device = self.queue_of(config) if self.queue_of else device_key(config.device)
         with self._lock:
             number = next(self._numbers)
-            job = Job(f"job-{number}", config, device, number)
+            job = Job(f"job-{number}", config, device, number, owner=actor.owner)
             self._jobs[job.id] = job
             if self.queue_of:
                 threading.Thread(target=self._follow, args=(job,), name=f"kmnist-{job.id}", daemon=True).start()
@@ -175,12 +186,22 @@ class JobManager:
                 self._workers[device].start()
             self._forget_old_jobs()
             self._lock.notify_all()
+        live.bump()
         return job
 
-    def submit_many(self, configs: list[TrainConfig]) -> list[Job]:
+    def submit_many(self, configs: list[TrainConfig], actor: Actor = Actor.local()) -> list[Job]:
+        """Queue a sweep's runs, all or none."""
         for config in configs:
-            config.validate()  # all or nothing
-        return [self.submit(config) for config in configs]
+            config.validate()
+        with self._admitting:
+            self._check_limits(configs, actor)
+            return [self._queue(config, actor) for config in configs]
+
+    def _check_limits(self, configs: list[TrainConfig], actor: Actor) -> None:
+        """The machine's bounds for everyone, and the class limits for a student."""
+        limits = None if actor.is_teacher else classroom.load_limits(self.runs_dir)
+        mine = {job.config.group or job.id for job in self.active() if job.owner == actor.owner}
+        classroom.check_submission(configs, actor, len(mine), limits)
 
     def jobs(self) -> list[Job]:
         """Every job of this process still remembered, newest first."""
@@ -221,24 +242,30 @@ class JobManager:
             queued = [j.id for j in self._queued(job.device)]
         return queued.index(job.id) + 1 if job.id in queued else None
 
-    def stop(self, job_id: str) -> None:
-        """Stop a running job (it keeps its best checkpoint) or cancel a queued one."""
+    def stop(self, job_id: str, actor: Actor = Actor.local()) -> None:
+        """Stop a running job (it keeps its best checkpoint) or cancel a queued one; NotAllowed
+        unless `actor` may (access.check: their own job, or the teacher)."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
                 return
+            check(actor, job.owner, "stop", job.id)
             job.stop_requested.set()
             with job.lock:
                 if job.status == "queued":  # the worker picks jobs under the manager's lock: it cannot start now
                     job.status, job.ended, job.message = "cancelled", time.time(), "cancelled before it started"
             self._forget_old_jobs()
             self._lock.notify_all()
+        live.bump()
 
-    def stop_group(self, group: str) -> None:
-        """Stop every unfinished job of a sweep; its finished runs stay."""
-        for job in self.jobs():
-            if job.config.group == group and job.is_active():
-                self.stop(job.id)
+    def stop_group(self, group: str, actor: Actor = Actor.local()) -> None:
+        """Stop every unfinished job of a sweep, or none if `actor` may not stop one of them;
+        its finished runs stay."""
+        unfinished = [job for job in self.jobs() if job.config.group == group and job.is_active()]
+        for job in unfinished:
+            check(actor, job.owner, "stop", f"the sweep {group}")
+        for job in unfinished:
+            self.stop(job.id, actor)
 
     def wait(self, job: Job, timeout: float | None = None) -> bool:
         """Block until the job has ended (for scripts and tests); False on timeout."""
@@ -272,6 +299,7 @@ class JobManager:
                 queued = self._queued(device)
                 if queued:
                     queued[0]._update(status="running", started=time.time())
+                    live.bump()
                     return queued[0]
                 self._lock.wait()
 
@@ -284,6 +312,7 @@ class JobManager:
             with self._lock:
                 self._forget_old_jobs()
                 self._lock.notify_all()
+            live.bump()
 
     def _follow(self, job: Job) -> None:
         """A job of an executor with its own queue, from submission to its end."""
@@ -292,6 +321,7 @@ class JobManager:
         with self._lock:
             self._forget_old_jobs()
             self._lock.notify_all()
+        live.bump()
 
     def _run(self, job: Job) -> None:
         test = None

@@ -38,7 +38,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from . import models
+from . import live, models
+from .access import Actor, check, require_teacher
 from .config import TrainConfig
 from .data import DATASETS, Normalization, is_kana
 
@@ -145,6 +146,7 @@ class RunRecord:
     shipped: bool = False        # ships with the app: listed with a mark, never deleted
     command: str = ""            # the command line that made it, for shipped runs
     framing: dict | None = None  # statistics of how the training images fill their frame (drawing.py)
+    owner: str = ""              # the student who started it ("" for the teacher, the lone user, the CLI, shipped)
     extras: dict = field(default_factory=dict)  # top-level keys this version does not know, kept as read
 
     def to_json(self) -> dict:
@@ -159,7 +161,7 @@ class RunRecord:
         optional = {"reason": self.reason, "process_start": self.process_start,
                     "timings": dataclasses.asdict(self.timings) if self.timings is not None else None,
                     "finished": self.finished, "shipped": self.shipped, "command": self.command,
-                    "attribution": self.attribution, "framing": self.framing}
+                    "attribution": self.attribution, "framing": self.framing, "owner": self.owner}
         out.update((key, value) for key, value in optional.items() if value not in (None, "", False))
         out.update((key, value) for key, value in self.extras.items() if key not in out)
         return out
@@ -211,6 +213,7 @@ class RunRecord:
             shipped=top.take("shipped", bool, False),
             command=top.take("command", str, ""),
             framing=top.take("framing", dict, None),
+            owner=top.take("owner", str, ""),
             extras={key: v for key, v in value.items() if key not in _RECORD_KEYS},
         )
         _check_consistency(record)
@@ -466,6 +469,22 @@ class Run:
         return self.record.config
 
     @property
+    def owner(self) -> str:
+        """Who started it in a class; "" for a run of the lone user, the command line or the install."""
+        return self.record.owner
+
+    @property
+    def display_name(self) -> str:
+        """The name people read: the one given, else for a class's run who made what and when
+        ("Aiko's resnet on Kuzushiji-MNIST, 14:03"), else the id (which the CLI takes)."""
+        r = self.record
+        if r.name or not r.owner:
+            return self.name
+        moment = datetime.fromisoformat(r.created).astimezone() if r.created else None
+        return (f"{r.owner}'s {r.config.arch} on {r.dataset.display_name}"
+                + (f", {moment:%H:%M}" if moment else ""))
+
+    @property
     def status(self) -> str:
         status = self.record.status
         # A run still marked "running" whose process is gone was killed mid-training.
@@ -577,9 +596,11 @@ def _process_alive(host: str | None, pid: int | None, started: str | None = None
     return now is None or now == started
 
 
-def mark_interrupted(run: Run) -> None:
+def mark_interrupted(run: Run, actor: Actor = Actor.local()) -> None:
     """Mark a run that its record says is training as interrupted, for one whose process is gone
-    but cannot be told apart (another host's, or a record without its process's start time)."""
+    but cannot be told apart (another host's, or a record without its process's start time);
+    NotAllowed unless `actor` may (their own run, or the teacher)."""
+    check(actor, run.owner, "mark as interrupted", f"the run {run.id}")
     record = run.record
     if record.host == socket.gethostname() and record.pid == os.getpid() and \
             record.process_start == process_start(os.getpid()) and record.status == "running":
@@ -605,6 +626,7 @@ def create_run(record: RunRecord, runs_dir: Path | None = None) -> Run:
     write_record(staging / RECORD, record)
     staging.rename(path)
     _fsync_folder(runs_dir)
+    live.bump()
     return Run(path, record)
 
 
@@ -826,20 +848,47 @@ def best_run(runs: list[Run], dataset: str | None = None) -> Run | None:
     return best if best is not None else next(iter(runs), None)
 
 
-def rename_run(run: Run, name: str) -> None:
+def rename_run(run: Run, name: str, actor: Actor = Actor.local()) -> None:
+    """Give the run a display name; NotAllowed unless `actor` may (their own run, or the teacher)."""
     if run.shipped:
         raise CheckpointError(f"Run '{run.id}' is a shipped model, part of the install: it cannot be renamed.")
+    check(actor, run.owner, "rename", f"the run {run.id}")
     if not (run.path / RECORD).is_file():
         raise CheckpointError(f"Run '{run.id}' no longer exists on disk.")
     renamed = dataclasses.replace(run.record, name=name.strip())  # a scan's record is shared: not changed in place
     write_record(run.path / RECORD, renamed)
     run.record, run.saved_name = renamed, renamed.name
+    live.note_run(run.id, "renamed", actor.label, renamed.name)
 
 
-def delete_run(run: Run) -> None:
+def delete_run(run: Run, actor: Actor = Actor.local()) -> None:
+    """Remove the run's folder; NotAllowed unless `actor` may (their own run, or the teacher)."""
     if run.shipped:
         raise CheckpointError(f"Run '{run.id}' is a shipped model and cannot be deleted.")
+    check(actor, run.owner, "delete", f"the run {run.id}")
     if run.status == "running":
         raise CheckpointError(f"Run '{run.id}' is still training: stop it first.")
     if run.path.exists():  # already gone from disk: nothing left to delete
         shutil.rmtree(run.path)
+    live.note_run(run.id, "deleted", actor.label, run.display_name)
+
+
+def untidy(found: list[Run]) -> list[Run]:
+    """What a tidy-up would remove: the stopped, failed or interrupted runs students started
+    (those with an owner: not the teacher's, nothing shipped)."""
+    return [run for run in found if run.owner and not run.shipped and run.status in ("stopped", "failed", "interrupted")]
+
+
+def tidy_up(actor: Actor, runs_dir: Path | None = None) -> list[str]:
+    """The teacher's clean sweep: delete every run `untidy` lists; returns their names.
+    NotAllowed for anyone but the teacher."""
+    require_teacher(actor, "tidy up the students' runs")
+    deleted = []
+    for run in untidy(list_runs(runs_dir)):
+        try:
+            delete_run(run, actor)
+        except (CheckpointError, OSError) as error:
+            log.warning("tidy up: %s", error)
+        else:
+            deleted.append(run.display_name)
+    return deleted

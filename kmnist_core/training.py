@@ -280,6 +280,7 @@ def train(config: TrainConfig, on_event: Callable[[object], None] | None = None,
 
     run = runs.create_run(runs.RunRecord(
         name=config.name,
+        owner=config.owner,
         config=config,
         dataset=runs.DatasetRecord(
             info.name, info.display_name, list(info.class_names), train_size=n, val_size=len(splits.val_labels),

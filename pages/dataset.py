@@ -6,6 +6,7 @@ import streamlit as st
 
 from kmnist_core import charts, data, dataset_stats
 from pages.helpers.credits import dataset_credit
+from pages.helpers.formatting import literal
 from pages.helpers.loaders import try_load_dataset
 from pages.helpers.navigation import use_app_navigation
 from pages.helpers.pictures import class_example_rows, class_heading
@@ -44,7 +45,7 @@ class_example_rows(dataset, EXAMPLES_PER_CLASS, seed=st.session_state.get("data_
 st.subheader("The mean image of each class")
 st.caption("The average of all training images of a class: where its strokes usually are.")
 for column, label, mean in zip(st.columns(info.num_classes), info.class_names, stats.class_means):
-    column.image(charts.enlarge(mean, 3), caption=label)
+    column.image(charts.enlarge(mean, 3), caption=literal(label))
 
 st.subheader("Class balance")
 st.caption("The training set split as training does by default: a stratified 10% for validation, seed 0.")

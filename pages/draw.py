@@ -17,6 +17,7 @@ from pages.canvas import draw_canvas
 from pages.helpers import gallery_view, projector
 from pages.helpers.credits import run_credit
 from pages.helpers.first_model import offer_kmnist_model
+from pages.helpers.formatting import literal
 from pages.helpers.loaders import data_root_of, try_load_model
 from pages.helpers.navigation import use_app_navigation
 from pages.helpers.pictures import image_strip
@@ -95,6 +96,8 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
     """The canvas (or the upload) and everything the model makes of it. A fragment: a stroke
     reruns only this part of the page, not the run listing and the pickers above it, so
     the answer follows the pen sooner."""
+    if not run.has_weights:  # deleted since the page drew (by its owner or the teacher): the page falls back
+        st.rerun(scope="app")
     dataset_name = run.record.dataset.name
     class_names = run.class_names
     is_kana = run.record.dataset.is_kana
@@ -123,10 +126,10 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
                     problem = str(error)
                     st.error(problem, icon="🚫")
                 else:
-                    st.image(image, caption=upload.name, width=240)
+                    st.image(image, caption=literal(upload.name), width=240)
 
-    known = f"This model knows {len(class_names)} classes of {run.record.dataset.display_name}: " + \
-        ", ".join(class_names) + "."
+    known = f"This model knows {len(class_names)} classes of {literal(run.record.dataset.display_name)}: " + \
+        ", ".join(map(literal, class_names)) + "."
     fashion_note = ("Fashion-MNIST's images are filled silhouettes: fill the shape in, as a solid white area "
                     "(outlines are mostly misread).") if dataset_name == "fashion" else ""
 
@@ -161,7 +164,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
 
     with seen_col:
         st.markdown("**What the model sees**")
-        st.image(charts.enlarge(image28, SEEN_SCALE), caption=f"28x28, framed like {run.record.dataset.display_name}: {frame.describe()}")
+        st.image(charts.enlarge(image28, SEEN_SCALE), caption=f"28x28, framed like {literal(run.record.dataset.display_name)}: {frame.describe()}")
 
     with answer_col:
         st.markdown("**Prediction**")
@@ -171,7 +174,8 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
         else:
             st.markdown(_big_label(class_names[top], is_kana, confidence), unsafe_allow_html=True)
             runners_up = probabilities.argsort(descending=True)[1:3].tolist()
-            st.caption("Next: " + ", ".join(f"{class_names[i]} ({float(probabilities[i]):.0%})" for i in runners_up))
+            st.caption("Next: " + ", ".join(f"{literal(class_names[i])} ({float(probabilities[i]):.0%})"
+                                            for i in runners_up))
             if confidence < 0.5:
                 st.caption("Less than even odds: the model hesitates between several classes.")
         if stats is None:
@@ -181,7 +185,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
             picks = data.examples_per_class(dataset.train_labels, EXAMPLES_SHOWN, len(class_names), seed=0)[top]
             if picks:
                 st.image(image_strip(dataset.train_images[picks], factor=2),
-                         caption=f"Real examples of {class_names[top]} from the training set")
+                         caption=f"Real examples of {literal(class_names[top])} from the training set")
 
     st.caption(known + (" " + fashion_note if fashion_note else ""))
     chart_col, saliency_col = layout.below if layout else st.columns([2, 1], gap="medium")
@@ -193,7 +197,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
         st.markdown("**Which strokes drove the decision**")
         heat = drawing.saliency(model, run.normalization, image28, top)
         st.image(charts.overlay(image28, heat, factor=7),
-                 caption=f"Red: the ink that raised the score of {class_names[top]} most (SmoothGrad × input). "
+                 caption=f"Red: the ink that raised the score of {literal(class_names[top])} most (SmoothGrad × input). "
                          "Grey: the rest of the drawing as the model sees it.")
     look_inside(run, model, image28, top)
 

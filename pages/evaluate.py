@@ -7,7 +7,7 @@ import streamlit as st
 from kmnist_core import charts, data, models
 from pages.helpers.credits import run_credit
 from pages.helpers.first_model import offer_kmnist_model
-from pages.helpers.formatting import duration
+from pages.helpers.formatting import duration, literal
 from pages.helpers.loaders import evaluation_on_test_set, try_load_model, try_load_run_dataset
 from pages.helpers.navigation import use_app_navigation
 from pages.helpers.pictures import image_strip
@@ -71,7 +71,7 @@ m4.metric("Parameters", f"{record.model.parameters:,}")
 m5.metric("Training time", duration(record.timings.train_seconds if record.timings is not None else None))
 if info is not None and info.test_set_note:
     st.caption(info.test_set_note)
-st.caption(f"{record.dataset.display_name} · {record.config.arch} — {record.model.description} · "
+st.caption(f"{literal(record.dataset.display_name)} · {record.config.arch} — {record.model.description} · "
            f"{len(record.history)} epochs · {len(report.labels):,} test images · trained on {record.device or '?'} · "
            f"status {run.status}")
 
@@ -89,14 +89,14 @@ if not pairs:
     st.success("No confusions at all on the test set.")
 for rank, pair in enumerate(pairs, 1):
     a, b = names[pair.a], names[pair.b]
-    st.markdown(f"**{rank}. {a} ↔ {b}** — {pair.describe(names)}")
+    st.markdown(f"**{rank}. {literal(a)} ↔ {literal(b)}** — {pair.describe([literal(n) for n in names])}")
     if dataset is not None:
         left, right = st.columns(2)
         for column, true, predicted in ((left, pair.a, pair.b), (right, pair.b, pair.a)):
             examples = report.examples_of(true, predicted, 6)
             if examples:
                 column.image(image_strip(dataset.test_images[examples], factor=2),
-                             caption=f"{names[true]} predicted as {names[predicted]}")
+                             caption=f"{literal(names[true])} predicted as {literal(names[predicted])}")
 
 st.subheader("Most confident mistakes")
 if dataset is not None:
@@ -104,7 +104,8 @@ if dataset is not None:
     for start in range(0, len(mistakes), 8):
         for column, mistake in zip(st.columns(8), mistakes[start:start + 8]):
             column.image(charts.enlarge(dataset.test_images[mistake.index], 3))
-            column.caption(f"#{mistake.index}: true **{names[mistake.true]}**, predicted **{names[mistake.predicted]}** "
+            column.caption(f"#{mistake.index}: true **{literal(names[mistake.true])}**, predicted "
+                           f"**{literal(names[mistake.predicted])}** "
                            f"({mistake.confidence:.0%}; true class {mistake.probabilities[mistake.true]:.0%})")
 
 st.subheader("Per-class metrics")
@@ -122,8 +123,9 @@ if dataset is not None:
         for column, index in zip(st.columns(8), picks[start:start + 8]):
             right = report.predictions[index] == report.labels[index]
             column.image(charts.enlarge(dataset.test_images[index], 3))
-            column.caption(f"{'✅' if right else '❌'} {names[report.predictions[index]]} "
-                           f"{report.probabilities[index].max():.0%}" + ("" if right else f" (is {names[report.labels[index]]})"))
+            column.caption(f"{'✅' if right else '❌'} {literal(names[report.predictions[index]])} "
+                           f"{report.probabilities[index].max():.0%}"
+                           + ("" if right else f" (is {literal(names[report.labels[index]])})"))
 
 with st.expander("Model summary (per layer)"):
     rows = models.summarize(model)

@@ -6,6 +6,7 @@ from functools import partial
 import streamlit as st
 
 from kmnist_core import charts, evaluation, features, models, runs
+from pages.helpers.formatting import literal
 from pages.helpers.loaders import try_load_model, try_load_run_dataset
 from pages.helpers.navigation import use_app_navigation
 from pages.helpers.pictures import image_strip
@@ -67,8 +68,8 @@ if clicked_run == run.id:
     predicted = int(probabilities.argmax())
     image_col, text_col = st.columns([1, 3])
     image_col.image(charts.enlarge(dataset.test_images[index], 6))
-    text_col.markdown(f"Test image **#{index}**  \ntrue class: **{class_names[int(dataset.test_labels[index])]}**  \n"
-                      f"predicted: **{class_names[predicted]}** ({probabilities[predicted]:.0%})")
+    text_col.markdown(f"Test image **#{index}**  \ntrue class: **{literal(class_names[int(dataset.test_labels[index])])}**"
+                      f"  \npredicted: **{literal(class_names[predicted])}** ({probabilities[predicted]:.0%})")
 
 st.subheader("The first layer")
 tiles = features.first_layer_images(model)

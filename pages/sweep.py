@@ -3,9 +3,11 @@ then read the metric against the value as mean ± std over the repeats, as the r
 
 import streamlit as st
 
-from kmnist_core import charts, data, models, runs, sweeps
+from kmnist_core import access, charts, data, models, runs, sweeps
 from kmnist_core.config import TrainConfig
 from pages.helpers.background_jobs import STATUS_ICONS, job_manager, watch_jobs
+from pages.helpers.formatting import literal
+from pages.helpers.identity import current_actor
 from pages.helpers.navigation import use_app_navigation
 from pages.helpers.settings import setting_input
 
@@ -18,6 +20,7 @@ EXAMPLE_VALUES = {"lr": "1e-3, 3e-3, 1e-2", "batch_size": "32, 64, 128", "weight
 
 st.title("🧪 Sweep a hyperparameter")
 manager = job_manager()
+actor = current_actor()
 
 st.subheader("New sweep")
 left, right = st.columns(2)
@@ -51,9 +54,9 @@ except (ValueError, data.DatasetUnavailable) as error:
 else:
     if st.button(f"Start sweep: {len(configs)} runs", type="primary", key="start_sweep"):
         try:
-            manager.submit_many(configs)
+            manager.submit_many(configs, actor)
             st.session_state["sweep_group"] = configs[0].group
-        except ValueError as error:
+        except (ValueError, access.NotAllowed) as error:
             st.error(str(error))
 
 st.subheader("Results")
@@ -75,18 +78,19 @@ def show_progress(jobs: list) -> None:
         column.metric(f"{STATUS_ICONS.get(status, '')} {status}", count)
     for job in jobs:
         if job.status == "running":
-            st.progress(job.progress, text=f"{job.config.name}: epoch {job.epoch}/{job.epochs_total}")
+            st.progress(job.progress, text=f"{literal(job.config.name)}: epoch {job.epoch}/{job.epochs_total}")
     for reason, names in state.failures:  # one box per reason, however many runs it stopped
-        who = f"All {len(names)} runs" if len(names) == len(jobs) > 1 else ", ".join(names)
-        st.error(f"{who} failed: {reason}")
+        who = f"All {len(names)} runs" if len(names) == len(jobs) > 1 else ", ".join(map(literal, names))
+        st.error(f"{who} failed: {literal(reason)}")
 
 
 def sweep_results(jobs: list) -> None:
     if jobs:
         show_progress(jobs)
-    if any(job.active for job in jobs) and st.button("Stop sweep", icon="⏹️", key="stop_sweep",
+    mine = all(access.may(actor, job.owner) for job in jobs if job.active)  # the engine refuses others too
+    if any(job.active for job in jobs) and mine and st.button("Stop sweep", icon="⏹️", key="stop_sweep",
                                                      help="Running and queued runs stop; finished runs stay."):
-        manager.stop_group(group)
+        manager.stop_group(group, actor)
     # Each refresh scans the runs again: scan_runs re-reads only the records that changed.
     rows = sweeps.sweep_rows(runs.scan_runs()[0], group, metric)
     if any(row.mean is not None for row in rows):

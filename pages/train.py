@@ -6,12 +6,14 @@ import zlib
 import pandas as pd
 import streamlit as st
 
-from kmnist_core import charts, data, models, runs
+from kmnist_core import access, charts, data, models, runs
 from kmnist_core.config import DEVICES, TrainConfig
 from pages.helpers import projector
 from pages.helpers.background_jobs import STATUS_ICONS, job_manager, watch_jobs
 from pages.helpers.credits import runs_credits
-from pages.helpers.formatting import duration, when
+from pages.helpers.formatting import duration, literal, when
+from pages.helpers.identity import current_actor
+from pages.helpers.live_updates import open_pages_note
 from pages.helpers.navigation import use_app_navigation
 from pages.helpers.run_picker import SELECTED_RUN, saved_runs, select_run
 from pages.helpers.settings import setting_input
@@ -27,6 +29,7 @@ st.title("🏋️ Train")
 projector.toggle()
 live_area = projector.above_the_fold()  # projecting: the live jobs go first, above the form
 manager = job_manager()
+actor = current_actor()
 
 
 @st.cache_data
@@ -101,8 +104,8 @@ def start(config: TrainConfig) -> None:
 
 def submit(config: TrainConfig) -> None:
     try:
-        job = manager.submit(config)
-    except ValueError as error:
+        job = manager.submit(config, actor)
+    except (ValueError, access.NotAllowed) as error:
         st.error(str(error))
         return
     st.session_state[JOB_PICKER] = job.id  # the live panel shows the new job (drawn after this)
@@ -127,9 +130,10 @@ def show_progress(snapshots) -> None:
     (snap,) = snapshots
     c = snap.config
     dataset = dataset_label(c.dataset) if c.dataset in data.DATASETS else c.dataset
-    st.markdown(f"**{STATUS_ICONS.get(snap.status, '')} {snap.id}** — {c.arch} on {dataset}, "
+    owner = f" · started by {literal(snap.owner)}" if snap.owner else ""
+    st.markdown(f"**{STATUS_ICONS.get(snap.status, '')} {snap.id}** — {c.arch} on {literal(dataset)}, "
                 f"{c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g} · {snap.status}"
-                + (f" · {snap.phase}" if snap.status == "running" and snap.phase != "training" else ""))
+                + (f" · {snap.phase}" if snap.status == "running" and snap.phase != "training" else "") + owner)
     position = manager.queue_position(snap)
     if position:
         st.info(f"Waiting for the {snap.device} to be free: place {position} in the queue.")
@@ -138,23 +142,25 @@ def show_progress(snapshots) -> None:
         st.progress(snap.progress, text=f"epoch {snap.epoch}/{snap.epochs_total} · step {snap.step}/{snap.steps_total} · "
                     f"{snap.images_per_second:,.0f} images/s · "
                     + (f"ETA {duration(eta)}" if snap.status == "running" and eta is not None else duration(snap.elapsed)))
-    if snap.active:
-        st.button("Stop", key=f"stop-{snap.id}", on_click=manager.stop, args=(snap.id,),
+    if snap.active and access.may(actor, snap.owner):  # the engine refuses anyone else too
+        st.button("Stop", key=f"stop-{snap.id}", on_click=manager.stop, args=(snap.id, actor),
                   help="ends the run within a second and keeps its best checkpoint")
+    if snap.status == "running" and (note := open_pages_note()):
+        st.caption(f"{note}: the browsers showing the app share this machine's processor with the training.")
     if snap.status == "finished":
         m1, m2, m3 = st.columns(3)
         m1.metric("Test accuracy", f"{snap.test.accuracy:.2%}")
         m2.metric("Test loss", f"{snap.test.loss:.4f}")
         m3.metric("Time taken", duration(snap.ended - snap.started))
     elif snap.status == "failed":
-        st.error(f"The run failed: {snap.message}")
+        st.error(f"The run failed: {literal(snap.message)}")
     elif snap.status == "deleted":
         st.info(f"The run {snap.run_id} was deleted while it trained: nothing of it is kept.")
     elif snap.status == "cancelled":
-        st.warning(f"The run was cancelled: {snap.message}.")
+        st.warning(f"The run was cancelled: {literal(snap.message)}.")
     elif snap.status == "stopped":
         kept = kept_run(snap)
-        st.warning(f"The run was stopped ({snap.message}). " + what_was_kept(snap, kept))
+        st.warning(f"The run was stopped ({literal(snap.message)}). " + what_was_kept(snap, kept))
         if kept is not None:
             # Chosen on the click only: merely shown here, a broken-off run must not become every page's model.
             if st.button("Evaluate what was kept →", icon="🔎", key=f"evaluate-{snap.id}", on_click=select_run,
@@ -202,10 +208,11 @@ def live_panel() -> None:
     ids = list(jobs)
     # The widget's state is the one record of the watched job (submit sets it to a new job): a
     # changing `index` would fight the user's choice. Labels stay the same while a job runs.
-    if st.session_state.get(JOB_PICKER) not in ids:
-        st.session_state[JOB_PICKER] = ids[0]
+    if st.session_state.get(JOB_PICKER) not in ids:  # this user's newest job, else the newest
+        st.session_state[JOB_PICKER] = next((i for i in ids if jobs[i].owner == actor.owner), ids[0])
     chosen = st.selectbox("Job", ids, key=JOB_PICKER,
-                          format_func=lambda i: f"{i}: {jobs[i].config.arch} on {jobs[i].config.dataset}")
+                          format_func=lambda i: f"{i}: {jobs[i].config.arch} on {jobs[i].config.dataset}"
+                          + (f" · {jobs[i].owner}" if jobs[i].owner else ""))
     # Only these two views refresh while the job is active, each at its own pace.
     watch_jobs([jobs[chosen]], show_progress, (show_curves, CHART_SECONDS))
 
@@ -220,8 +227,9 @@ def saved_runs_table() -> None:
     if not found:
         st.info("No saved runs yet: start one above.")
         return
+    in_class = any(r.owner for r in found)
     table = pd.DataFrame([{
-        "run": ("📦 " if r.shipped else "") + r.name,
+        "run": ("📦 " if r.shipped else "") + r.display_name,
         "dataset": r.record.dataset.display_name,
         "architecture": r.config.arch,
         "test": r.test_accuracy,
@@ -229,6 +237,7 @@ def saved_runs_table() -> None:
         "status": f"{STATUS_ICONS.get(r.status, '')} {r.caveat or r.status}",
         "epochs": len(r.record.history),
         "date": when(r.record.created),
+        **({"started by": r.owner} if in_class else {}),
     } for r in found])
     # A selection is a row number: keyed by the listed runs, the table starts unselected whenever
     # the list changes (a run deleted or added), rather than selecting whichever run moved there.
@@ -245,16 +254,20 @@ def saved_runs_table() -> None:
     run = found[rows[0]]
     select_run(run.id)
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-    c1.page_link("pages/evaluate.py", label=f"Evaluate {run.name} →", icon="🔎")
+    c1.page_link("pages/evaluate.py", label=f"Evaluate {literal(run.display_name)} →", icon="🔎")
     c1.page_link("pages/draw.py", label="Draw with it →", icon="✏️")
     if run.shipped:
         c2.caption("📦 A model shipped with the app: part of the install, it cannot be renamed or deleted.")
+        return
+    if not access.may(actor, run.owner):  # the engine refuses anyone else too
+        c2.caption(f"Started by {literal(run.owner or access.TEACHER)}: only they or the teacher may rename or "
+                   "delete it.")
         return
     if run.status == "running" and c3.button("Mark interrupted", key=f"interrupted-{run.id}",
                                               help="Its training ended with a server that was stopped or "
                                                    "restarted, but it still reads as training."):
         try:
-            runs.mark_interrupted(run)
+            runs.mark_interrupted(run, actor)
         except (runs.CheckpointError, OSError) as error:
             st.error(str(error))
         else:
@@ -262,7 +275,7 @@ def saved_runs_table() -> None:
     new_name = c2.text_input("Name", value=run.name, key=f"name-{run.id}")
     if c2.button("Rename", key=f"rename-{run.id}") and new_name.strip():
         try:
-            runs.rename_run(run, new_name)
+            runs.rename_run(run, new_name, actor)
         except (runs.CheckpointError, OSError) as error:
             st.error(str(error))
         else:
@@ -273,11 +286,11 @@ def saved_runs_table() -> None:
 
 @st.dialog("Delete this run?")
 def confirm_delete(run: runs.Run) -> None:
-    st.write(f"**{run.name}** ({run.config.arch} on {run.record.dataset.display_name}) "
+    st.write(f"**{literal(run.display_name)}** ({run.config.arch} on {literal(run.record.dataset.display_name)}) "
              "and its weights will be removed from disk.")
     if st.button("Delete", type="primary"):
         try:
-            runs.delete_run(run)
+            runs.delete_run(run, actor)
         except (runs.CheckpointError, OSError) as error:
             st.error(str(error))
             return

@@ -217,13 +217,13 @@ def skip_without_browser():
 
 
 @contextlib.contextmanager
-def serving(data_root: Path, runs_dir: Path, log_name: str):
-    """The app on `data_root` and `runs_dir`, its URL yielded; a server that does not start
-    fails the test with its log (kept in test-artifacts/log_name)."""
+def serving(data_root: Path, runs_dir: Path, log_name: str, env: dict[str, str] | None = None):
+    """The app on `data_root` and `runs_dir` (and `env` added to its environment), its URL
+    yielded; a server that does not start fails the test with its log (kept in test-artifacts/log_name)."""
     from benchmarks.app_browser import AppDidNotStart, serve_app
     ARTIFACTS.mkdir(exist_ok=True)
     try:
-        with serve_app({"KMNIST_DATA_ROOT": str(data_root), "KMNIST_RUNS_DIR": str(runs_dir)},
+        with serve_app({"KMNIST_DATA_ROOT": str(data_root), "KMNIST_RUNS_DIR": str(runs_dir), **(env or {})},
                        log=ARTIFACTS / log_name) as url:
             yield url
     except AppDidNotStart as error:

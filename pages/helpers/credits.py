@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from kmnist_core import data, runs
+from pages.helpers.formatting import literal
 
 LICENCE_PAGES = {"CC BY-SA 4.0": "https://creativecommons.org/licenses/by-sa/4.0/",
                  "CC BY-SA 3.0": "https://creativecommons.org/licenses/by-sa/3.0/"}
@@ -17,7 +18,7 @@ def credit_line(dataset_name: str, attribution: str) -> str:
     licence = info.licence.split(",")[0] if info is not None and info.licence else ""
     if licence in LICENCE_PAGES:
         licence = f"[{licence}]({LICENCE_PAGES[licence]})"
-    return f"{attribution}" + (f", used under {licence}" if licence else "") + "."
+    return attribution + (f", used under {licence}" if licence else "") + "."
 
 
 def dataset_credit(info: data.DatasetInfo) -> None:
@@ -28,7 +29,7 @@ def dataset_credit(info: data.DatasetInfo) -> None:
 def run_credit(run: runs.Run) -> None:
     """Under a model: its dataset's credit, when the licence asks for one."""
     if run.attribution:
-        st.caption(f"Trained on {run.record.dataset.display_name}: " + credit_line(run.record.dataset.name,
+        st.caption(f"Trained on {literal(run.record.dataset.display_name)}: " + credit_line(run.record.dataset.name,
                                                                                      run.attribution))
 
 
@@ -36,4 +37,4 @@ def runs_credits(shown: list[runs.Run]) -> None:
     """Under a table of runs: one credit per dataset of the runs that needs one."""
     credits = {(r.record.dataset.display_name, r.record.dataset.name, r.attribution) for r in shown if r.attribution}
     for display_name, name, attribution in sorted(credits):
-        st.caption(f"{display_name} runs: " + credit_line(name, attribution))
+        st.caption(f"{literal(display_name)} runs: " + credit_line(name, attribution))

@@ -11,6 +11,8 @@ from kmnist_core.config import TrainConfig
 from kmnist_core.jobs import Job
 from pages.helpers.background_jobs import job_manager, watch_jobs
 from pages.helpers.formatting import duration
+from pages.helpers.identity import current_actor
+from pages.helpers.live_updates import open_pages_note
 from pages.helpers.run_picker import select_run
 
 GROUP = "first-model"  # the jobs this offer starts
@@ -22,8 +24,16 @@ def _asked(dataset_name: str) -> str:
     return f"offer-asked-{dataset_name}"
 
 
+def _refused(asked: str) -> str:
+    """Session key: why the engine refused the last click (a class limit)."""
+    return f"{asked}-refused"
+
+
 def _submit_first_model(config: TrainConfig, asked: str) -> None:
-    st.session_state[asked] = job_manager().submit(config).id
+    try:
+        st.session_state[asked] = job_manager().submit(config, current_actor()).id
+    except ValueError as error:  # a class limit (classroom.LimitExceeded)
+        st.session_state[_refused(asked)] = str(error)
 
 
 def _switch_to_the_model_made(dataset_name: str) -> None:
@@ -41,7 +51,8 @@ def _estimate_text(config: TrainConfig, train_size: int) -> str:
         seconds = estimates.estimate_seconds(config, train_size, job_manager())
     if seconds is None:  # the device is training something else: no probe now
         return "its time on this machine is estimated once the running job ends"
-    return f"about {max(1, round(seconds / 60))} min of training on this machine"
+    note = open_pages_note()
+    return f"about {max(1, round(seconds / 60))} min of training on this machine" + (f"; {note}" if note else "")
 
 
 def offer_download_and_train(dataset_name: str) -> None:
@@ -63,6 +74,8 @@ def offer_download_and_train(dataset_name: str) -> None:
         # on_click: the click counts even though the next run draws the button with another label
         st.button(label, type="primary", key=f"offer-{dataset_name}", on_click=_submit_first_model,
                   args=(config, asked))
+        if refused := st.session_state.pop(_refused(asked), None):
+            st.error(refused)
         return
 
     def steps(snapshots: list[Job]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from kmnist_core import data, evaluation, runs
+from pages.helpers.formatting import literal
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def dataset_gone(run: runs.Run) -> str | None:
     dataset = run.record.dataset
     if data.is_available(dataset.name):
         return None
-    return (f"This run's dataset, {dataset.display_name} ('{dataset.name}'), is no longer available here: "
+    return (f"This run's dataset, {literal(dataset.display_name)} ('{literal(dataset.name)}'), is no longer available here: "
             f"what needs its images cannot be shown, but the model still predicts its own classes.")
 
 
