@@ -29,7 +29,7 @@ import torch
 from . import live, models
 from .access import Actor, require_teacher
 from .config import TrainConfig
-from .runs import _atomic_write, default_runs_dir
+from .runs import atomic_write, default_runs_dir
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,9 @@ def save_limits(limits: ClassLimits, actor: Actor, runs_dir: Path | None = None)
     """Store the limits for every session; NotAllowed for anyone but the teacher."""
     require_teacher(actor, "change the class limits")
     limits.validate()
-    _atomic_write(limits_path(runs_dir), json.dumps(dataclasses.asdict(limits), indent=1).encode("utf-8"))
+    path = limits_path(runs_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(dataclasses.asdict(limits), indent=1).encode("utf-8"))
     live.bump()
 
 
