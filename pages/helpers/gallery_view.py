@@ -14,6 +14,7 @@ import streamlit as st
 from PIL import Image
 
 from kmnist_core import charts, gallery, runs
+from pages.helpers.identity import current_actor
 
 SHARED = "gallery_shared"   # session key: a digest of the drawing this session shared last
 MEANT = "share_meant"       # the class picker's key
@@ -24,8 +25,9 @@ TILE_SCALE = 3              # 28x28 -> 84 px
 
 def _who() -> tuple[str, bool]:
     """(the user's name, whether they are the teacher). Without a class key the one user is in
-    charge: ("", True). The integrator wires this to pages.helpers.identity.current_actor()."""
-    return "", True
+    charge: ("", True)."""
+    actor = current_actor()
+    return actor.name, actor.is_teacher
 
 
 def share_button(run: runs.Run, image28, answer: int) -> None:
