@@ -104,7 +104,7 @@ def test_failures_come_back_as_plain_messages(config, runs_dir, tmp_path):
         dataclasses.replace(config, dataset=str(tmp_path / "absent")),
         dataclasses.replace(config, arch="mlp", lr=100.0, optimizer="sgd", schedule="none")])
     assert manager.wait(missing, timeout=DEADLINE) and manager.wait(diverged, timeout=DEADLINE)
-    assert missing.status == "failed" and "Unknown dataset" in missing.message and missing.run_id is None
+    assert missing.status == "failed" and "does not exist" in missing.message and missing.run_id is None
     assert diverged.status == "failed" and diverged.message.startswith("diverged at step")
     run = runs.load_run(diverged.run_id, runs_dir)
     assert run.status == "failed" and run.reason == diverged.message

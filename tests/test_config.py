@@ -60,16 +60,26 @@ def test_the_cli_shows_the_bounds_and_refuses_a_huge_width_in_one_line(capsys):
 
 
 def test_the_pages_widgets_take_their_bounds_from_the_metadata(app_env):
+    """The number fields are unbounded in the browser (which would keep an out-of-range value with a
+    small red icon): the bounds the page states beside a field are the metadata's."""
     from conftest import open_page
-    limits = {f.name: (f.metadata["min"], f.metadata["max"]) for f in dataclasses.fields(TrainConfig)}
+    fields = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}
+
+    def refused_beside(at, key, name):
+        meta = fields[name]
+        at.number_input(key=key).set_value(meta["max"] * 2 + 1).run()
+        said = f"{meta['label']} must be between {meta['min']:g} and {meta['max']:g}."
+        assert any(e.value == said for e in at.error), (name, [e.value for e in at.error])
+        at.number_input(key=key).set_value(meta["min"]).run()
+
     at = open_page("pages/train.py")
     for name in ("epochs", "batch_size", "lr", "weight_decay", "width", "seed", "label_smoothing"):
-        widget = at.number_input(key=f"train_{name}")
-        assert (widget.min, widget.max) == limits[name], name
-    assert (at.slider(key="train_augment").min, at.slider(key="train_augment").max) == limits["augment"]
+        refused_beside(at, f"train_{name}", name)
+    assert (at.slider(key="train_augment").min, at.slider(key="train_augment").max) == (fields["augment"]["min"],
+                                                                                         fields["augment"]["max"])
     at.switch_page("pages/sweep.py").run()
     for name in ("epochs", "batch_size", "lr", "weight_decay"):
-        assert (at.number_input(key=f"sweep_{name}").min, at.number_input(key=f"sweep_{name}").max) == limits[name]
+        refused_beside(at, f"sweep_{name}", name)
     at.selectbox(key="sweep_param").set_value("width").run()
     at.text_input(key="sweep_values_width").set_value("1, 100").run()  # once free text without bounds
     assert not at.exception and "width must be between 0.1 and 8, got 100" in at.error[0].value
