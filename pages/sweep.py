@@ -6,6 +6,7 @@ import streamlit as st
 from kmnist_core import access, charts, data, models, runs, sweeps
 from kmnist_core.config import TrainConfig
 from pages.helpers.background_jobs import STATUS_ICONS, job_manager, watch_jobs
+from pages.helpers.buttons import pressed
 from pages.helpers.formatting import literal
 from pages.helpers.identity import current_actor
 from pages.helpers.navigation import use_app_navigation
@@ -52,7 +53,7 @@ try:
 except (ValueError, data.DatasetUnavailable) as error:
     st.error(str(error))
 else:
-    if st.button(f"Start sweep: {len(configs)} runs", type="primary", key="start_sweep"):
+    if pressed(st, f"Start sweep: {len(configs)} runs", type="primary", key="start_sweep"):
         try:
             manager.submit_many(configs, actor)
             st.session_state["sweep_group"] = configs[0].group
@@ -88,9 +89,9 @@ def sweep_results(jobs: list) -> None:
     if jobs:
         show_progress(jobs)
     mine = all(access.may(actor, job.owner) for job in jobs if job.active)  # the engine refuses others too
-    if any(job.active for job in jobs) and mine and st.button("Stop sweep", icon="⏹️", key="stop_sweep",
-                                                     help="Running and queued runs stop; finished runs stay."):
-        manager.stop_group(group, actor)
+    if any(job.active for job in jobs) and mine:
+        st.button("Stop sweep", icon="⏹️", key="stop_sweep", on_click=manager.stop_group, args=(group, actor),
+                  help="Running and queued runs stop; finished runs stay.")
     # Each refresh scans the runs again: scan_runs re-reads only the records that changed.
     rows = sweeps.sweep_rows(runs.scan_runs()[0], group, metric)
     if any(row.mean is not None for row in rows):

@@ -10,6 +10,7 @@ from kmnist_core import access, charts, data, models, runs
 from kmnist_core.config import DEVICES, TrainConfig
 from pages.helpers import projector
 from pages.helpers.background_jobs import STATUS_ICONS, job_manager, watch_jobs
+from pages.helpers.buttons import pressed
 from pages.helpers.credits import runs_credits
 from pages.helpers.formatting import duration, literal, when
 from pages.helpers.identity import current_actor
@@ -113,7 +114,7 @@ def submit(config: TrainConfig) -> None:
 
 
 config = config_form()
-if st.button("Start training", type="primary", disabled=config is None, key="train_start"):
+if pressed(st, "Start training", type="primary", disabled=config is None, key="train_start") and config is not None:
     start(config)
 
 offer = st.session_state.get("download_offer")

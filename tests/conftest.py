@@ -251,3 +251,27 @@ def browser_page(browser, viewport: dict, timeout_ms: float = 30_000, **context_
         yield page
     finally:
         context.close()
+
+
+def until(action, done, attempts: int = 5, timeout_ms: float = 120_000) -> None:
+    """Do `action` until `done(ms)` (an expect given its timeout) holds: a click can land while a
+    rerun (a live view's, or another session's change reaching this page) redraws the widget
+    under it, and is lost. Only for actions that are harmless to repeat once they took."""
+    for attempt in range(attempts):
+        action()
+        try:
+            done(timeout_ms // attempts)
+            return
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test leaves a screenshot of its page in test-artifacts/, to see what it saw."""
+    outcome = yield
+    page = item.funcargs.get("page") if hasattr(item, "funcargs") else None
+    if outcome.get_result().failed and call.when == "call" and page is not None and hasattr(page, "screenshot"):
+        with contextlib.suppress(Exception):
+            page.screenshot(path=ARTIFACTS / f"failed-{item.name}.png", full_page=True)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import ARTIFACTS, browser_page, serving, skip_without_browser, write_dataset
+from conftest import ARTIFACTS, browser_page, serving, skip_without_browser, until, write_dataset
 
 expect = skip_without_browser().expect
 
@@ -52,19 +52,6 @@ def app_url(tmp_path_factory):
         run.save()
     with serving(data_root, runs_dir, "streamlit-class-key.log", env={"KMNIST_CLASS_KEY": KEY}) as url:
         yield url
-
-
-def until(action, done, attempts: int = 5) -> None:
-    """Do `action` until `done` (an expect) holds: a click can land while a rerun (another
-    session's change reaching this page) redraws the widget under it."""
-    for attempt in range(attempts):
-        action()
-        try:
-            done(LOADED // attempts)
-            return
-        except AssertionError:
-            if attempt == attempts - 1:
-                raise
 
 
 def sign_in(page, url: str, name: str, key: str = "") -> None:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import ARTIFACTS, browser_page, serving, skip_without_browser, write_dataset
+from conftest import ARTIFACTS, browser_page, serving, skip_without_browser, until, write_dataset
 
 expect = skip_without_browser().expect
 
@@ -133,7 +133,6 @@ def test_the_job_picker_keeps_every_choice(app_url, page):
     expect(epochs).to_have_value("500", timeout=LOADED)
     picker = page.get_by_label("Job", exact=True)
     for number in (1, 2, 3):
-        page.wait_for_timeout(500)
         start.click()
         expect(picker).to_have_value(re.compile(rf"^job-{number}: "), timeout=LOADED)
     for number in (1, 2, 3, 1, 2):
@@ -146,5 +145,5 @@ def test_the_job_picker_keeps_every_choice(app_url, page):
     for number in (3, 2, 1):                             # leave nothing training
         choose(page, "Job", re.compile(rf"^job-{number}: "))
         expect(picker).to_have_value(re.compile(rf"^job-{number}: "), timeout=LOADED)
-        page.get_by_role("button", name="Stop").click()
-        expect(page.get_by_role("button", name="Stop")).to_have_count(0, timeout=LOADED)
+        stop = page.get_by_role("button", name="Stop")
+        until(lambda: stop.click() if stop.count() else None, lambda ms: expect(stop).to_have_count(0, timeout=ms))
