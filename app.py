@@ -5,7 +5,7 @@ import streamlit as st
 from pages.helpers.identity import current_actor, identity_badge, in_class
 from pages.helpers.live_updates import keep_lists_live
 
-st.set_page_config(page_title="KMNIST Lab", page_icon="✍️", layout="wide")
+st.set_page_config(page_title="KMNIST Lab", page_icon=":material/draw:", layout="wide")
 
 
 def home() -> None:
@@ -17,7 +17,7 @@ def home() -> None:
     from pages.helpers.pictures import class_example_rows
     from pages.helpers.run_picker import PREFERRED_DATASET, usable_runs
 
-    st.title("✍️ KMNIST Lab")
+    st.title(":material/draw: KMNIST Lab")
     st.markdown(
         "Learn and teach handwritten-character classification: pick a dataset and an architecture, "
         "train it in the background while the curves grow, look at what it gets wrong, then draw a "
@@ -66,17 +66,17 @@ def home() -> None:
 SHOWN_DATASETS = ("kmnist", "mnist", "fashion")
 
 PAGES = [
-    st.Page(home, title="Home", icon="🏠", default=True),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon="🔎"),
-    st.Page("pages/draw.py", title="Draw", icon="✏️"),
-    st.Page("pages/compare.py", title="Compare", icon="📊"),
-    st.Page("pages/sweep.py", title="Sweep", icon="🧪"),
-    st.Page("pages/dataset.py", title="Data", icon="🗂️", url_path="data"),
-    st.Page("pages/features.py", title="Features", icon="🧭"),
-    st.Page("pages/class_gallery.py", title="Class", icon="🖼️", url_path="class"),
+    st.Page(home, title="Home", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/query_stats:"),
+    st.Page("pages/draw.py", title="Draw", icon=":material/edit:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/bar_chart:"),
+    st.Page("pages/sweep.py", title="Sweep", icon=":material/science:"),
+    st.Page("pages/dataset.py", title="Data", icon=":material/dataset:", url_path="data"),
+    st.Page("pages/features.py", title="Features", icon=":material/scatter_plot:"),
+    st.Page("pages/class_gallery.py", title="Class", icon=":material/gallery_thumbnail:", url_path="class"),
     # The teacher's page: listed only when a class key is set.
-    st.Page("pages/class_settings.py", title="Class settings", icon="🧑‍🏫", url_path="class-settings",
+    st.Page("pages/class_settings.py", title="Class settings", icon=":material/school:", url_path="class-settings",
             visibility="visible" if in_class() else "hidden"),
 ]
 PAGE_BLURBS = [

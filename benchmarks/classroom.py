@@ -15,9 +15,7 @@ Target (issue 19): the trainer less than 10% slower with 30 idle student pages o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import re
 import shutil
 import statistics
@@ -165,13 +163,14 @@ def format_row(row: dict, baseline: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kmnist_core.data import default_data_root
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", default="0,1,10,30", help="comma-separated counts of idle student pages")
     parser.add_argument("--rounds", type=int, default=10, help="drawings timed per count")
     parser.add_argument("--arch", default="lenet")
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args(argv)
-    data_root = os.environ.get("KMNIST_DATA_ROOT") or str(REPO.parent / "shared" / "datasets")
+    data_root = str(default_data_root())
     counts = [int(n) for n in args.students.split(",")]
     print(f"classroom: {args.arch}, {args.epochs} epoch(s) of MNIST per job; the server, the trainer and one "
           "headless Chromium (all the student contexts) on this machine")

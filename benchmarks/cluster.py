@@ -109,8 +109,9 @@ def _status_kib(field: str) -> int:
 
 
 def main() -> None:
+    from kmnist_core.data import default_data_root
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=os.environ.get("KMNIST_DATA_ROOT", "../shared/datasets"))
+    parser.add_argument("--data-root", default=str(default_data_root()))
     parser.add_argument("--way", choices=WAYS, help=argparse.SUPPRESS)  # the child process of one way
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     args = parser.parse_args()

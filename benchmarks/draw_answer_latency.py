@@ -12,7 +12,6 @@ Target (issue 11): median <= 150 ms on the reference machine (2 cores, no GPU).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -78,10 +77,11 @@ def measure(rounds: int, data_root: str) -> tuple[list[float], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kmnist_core.data import default_data_root
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args(argv)
-    data_root = os.environ.get("KMNIST_DATA_ROOT") or str(REPO.parent / "shared" / "datasets")
+    data_root = str(default_data_root())
     latencies, model = measure(args.rounds, data_root)
     ordered = sorted(latencies)
     print(f"draw: mouse-up to prediction shown, {model}, {len(latencies)} drawings: median "

@@ -18,7 +18,6 @@ Needs the real datasets ($KMNIST_DATA_ROOT, else ../shared/datasets beside the c
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure modern hiragana rendered from fonts instead (kana models only)")
     parser.add_argument("--positions", type=int, default=4, help="with --modern-kana: drawings of each glyph per pen")
     args = parser.parse_args(argv)
-    root = os.environ.get("KMNIST_DATA_ROOT") or str(REPO.parent / "shared" / "datasets")
+    root = str(data.default_data_root())
     chosen = [runs.load_run(r, args.runs_dir) for r in args.runs] or \
         [runs.load_run(p) for p in sorted((REPO / "checkpoints").glob("shipped-*"))]
     for run in chosen:

@@ -1,4 +1,4 @@
-"""The recipes the README's figures come from, as TrainConfig fields: one home for the
+"""The recipes docs/benchmarks.md's figures come from, as TrainConfig fields: one home for the
 benchmarks (CPU and GPU) and the shipped models' commands.
 
 The 10-minute recipes' epochs were chosen from measured epoch times on the 2-core reference

@@ -34,8 +34,9 @@ def choose(page, label: str, option: str) -> None:
 
 
 def main() -> int:
+    from kmnist_core.data import default_data_root
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "datasets"))
+    parser.add_argument("--data-root", default=str(default_data_root()))
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     parser.add_argument("--classroom-only", action="store_true",
                         help="only the classroom's shots: projector.png and class.png")

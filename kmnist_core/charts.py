@@ -3,6 +3,7 @@ they can be tested (and used in a notebook) without Streamlit."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 
@@ -10,6 +11,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
+
+from .config import TrainConfig
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
@@ -183,12 +186,17 @@ def sweep_errorbars(rows, param: str, metric: str) -> go.Figure:
         customdata=[[row.std or 0.0, row.n] for row in rows],
         hovertemplate=f"{param} %{{x}}<br>%{{y{number}}} ± %{{customdata[0]{number}}} over %{{customdata[1]}} run(s)<extra></extra>"))
     log_x = numeric and param in LOG_SCALE_PARAMS and all(row.value > 0 for row in rows)
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), yaxis_title=metric,
-                      xaxis=dict(title=param, type="log" if log_x else ("linear" if numeric else "category")))
+    label = next((f.metadata["label"] for f in dataclasses.fields(TrainConfig) if f.name == param), param)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), yaxis_title=metric.replace("_", " "),
+                      xaxis=dict(title=label, type="log" if log_x else ("linear" if numeric else "category")))
     if numeric:  # ticks at the swept values themselves, not at round numbers between them
         fig.update_xaxes(tickvals=[row.value for row in rows], ticktext=[f"{row.value:g}" for row in rows])
-    if metric.endswith("accuracy"):
-        fig.update_yaxes(tickformat=".2%")
+    if metric.endswith("accuracy") and rows:
+        # The error bars would stretch an autoranged axis past 100%: the range stops at 0 and 100%.
+        low = min(row.mean - (row.std or 0.0) for row in rows)
+        high = max(row.mean + (row.std or 0.0) for row in rows)
+        pad = max(high - low, 0.002) * 0.15
+        fig.update_yaxes(tickformat=".2%", range=[max(0.0, low - pad), min(1.0, high + pad)])
     return fig
 
 

@@ -30,7 +30,7 @@ def _option(default, label: str, help: str, *, choices=None, min=None, max=None,
 @dataclass
 class TrainConfig:
     # The defaults are the CPU's "quick demo": the half-width residual CNN reaches 99.2% on MNIST in
-    # two epochs (see the README's benchmarks); quick_demo() gives a GPU's.
+    # two epochs (see docs/benchmarks.md); quick_demo() gives a GPU's.
     dataset: str = _option("mnist", "Dataset", "dataset name (kmnist, mnist, fashion) or a folder of idx files")
     arch: str = _option("resnet_small", "Architecture", "architecture preset (see `list`)")
     # Upper bounds keep a typo from asking for days of training or more memory than a

@@ -33,7 +33,7 @@ from sklearn.model_selection import train_test_split
 from torchvision.datasets.utils import USER_AGENT, check_integrity
 
 # A download (all four files, every mirror tried) must be over within this many seconds,
-# successful or not; the README documents it.
+# successful or not; docs/troubleshooting.md documents it.
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
 
 KMNIST_CLASSES = ("お o", "き ki", "す su", "つ tsu", "な na", "は ha", "ま ma", "や ya", "れ re", "を wo")
@@ -128,8 +128,16 @@ def list_datasets() -> list[str]:
     return list(DATASETS)
 
 
+# A checkout with the project's shared datasets beside it (every developer's machine and CI) reads them
+# from there; a user's install downloads into ./data.
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
 def default_data_root() -> Path:
-    return Path(os.environ.get("KMNIST_DATA_ROOT", "data"))
+    """$KMNIST_DATA_ROOT, else ../shared/datasets beside the checkout where it is, else ./data."""
+    if os.environ.get("KMNIST_DATA_ROOT"):
+        return Path(os.environ["KMNIST_DATA_ROOT"])
+    return SHARED_DATASETS if SHARED_DATASETS.is_dir() else Path("data")
 
 
 def allowed_folders() -> list[Path]:

@@ -18,7 +18,7 @@ use_app_navigation()
 REFRESH_SECONDS = 2
 EXPORTED = "class_export"   # session key: the folder this session exported last
 
-st.title("🖼️ Class gallery")
+st.title(":material/gallery_thumbnail: Class gallery")
 projector.toggle()
 st.caption("Drawings shared from the Draw page with \"Share with the class\", newest first: a red frame is a "
            "drawing the model misread. Export them as a dataset to train a model on the class's own handwriting.")

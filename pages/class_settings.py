@@ -14,7 +14,7 @@ from pages.helpers.navigation import use_app_navigation
 
 use_app_navigation()
 
-st.title("🧑‍🏫 Class settings")
+st.title(":material/school: Class settings")
 actor = current_actor()
 if not in_class():
     st.info("No class is running: start the app with a class key (KMNIST_CLASS_KEY, or class_key in "

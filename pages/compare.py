@@ -11,7 +11,7 @@ from pages.helpers.run_picker import run_label, saved_runs
 
 use_app_navigation()
 
-st.title("📊 Compare runs")
+st.title(":material/bar_chart: Compare runs")
 
 found = saved_runs()
 if not found:
@@ -42,7 +42,7 @@ st.dataframe(
     })
 runs_credits(shown)
 st.download_button("Download as CSV", compare.runs_csv(shown), file_name="kmnist-runs.csv", mime="text/csv",
-                   icon="⬇️")
+                   icon=":material/download:")
 
 st.subheader("Side by side")
 by_id = {run.id: run for run in shown}

@@ -21,7 +21,7 @@ def summary(name: str, root: str) -> dataset_stats.DatasetSummary:
     return dataset_stats.summarize(data.load_dataset(name, root, download=False))
 
 
-st.title("🗂️ Explore a dataset")
+st.title(":material/dataset: Explore a dataset")
 name = st.selectbox("Dataset", list(data.DATASETS), key="data_dataset",
                     format_func=lambda key: data.DATASETS[key].display_name)
 dataset = try_load_dataset(name)

@@ -124,7 +124,7 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
                     image = drawing.read_image_bytes(upload.getvalue())
                 except drawing.ImageProblem as error:
                     problem = str(error)
-                    st.error(problem, icon="🚫")
+                    st.error(problem, icon=":material/block:")
                 else:
                     st.image(image, caption=literal(upload.name), width=240)
 
@@ -139,21 +139,21 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
         with seen_col:
             st.caption(known)
             if fashion_note:
-                st.info(fashion_note, icon="👕")
+                st.info(fashion_note, icon=":material/checkroom:")
         with answer_col:
             if source == SOURCES[0] and image is not None:
                 st.info("That is only a dot or a dash: draw one whole character, filling most of the square.",
-                        icon="✍️")
+                        icon=":material/draw:")
             elif source == SOURCES[0]:
                 st.info("Draw one whole character, filling most of the square: a blank canvas or a "
-                        "speck of ink gets no guess.", icon="✍️")
+                        "speck of ink gets no guess.", icon=":material/draw:")
             elif image is not None:
                 st.info("No character found in this picture (a blank page or a speck of ink gets no guess): "
-                        "crop it close to one character, dark on light or light on dark.", icon="🔍")
+                        "crop it close to one character, dark on light or light on dark.", icon=":material/search:")
             elif not problem:
                 st.info(f"Upload a picture of one character, cropped close to it (at most "
                         f"{drawing.MAX_UPLOAD_BYTES // 2**20} MB; a file marked in red above is too large).",
-                        icon="📷")
+                        icon=":material/photo_camera:")
         return
 
     probabilities = drawing.predict_drawing(model, run.normalization, image28)
@@ -205,13 +205,13 @@ def drawing_and_answer(run: runs.Run, model, dataset: data.RawDataset | None, fr
 # A projector's screen is small: less of Streamlit's generous padding around this page.
 st.markdown("<style>[data-testid='stMainBlockContainer']{padding:3rem 2rem 2rem 2rem}</style>",
             unsafe_allow_html=True)
-st.title("✏️ Draw a character")
+st.title(":material/edit: Draw a character")
 projector.toggle()
 
 choices = usable_runs()
 if not choices:
-    st.info("There is no trained model yet. Train one, then come back and draw.", icon="🏋️")
-    st.page_link("pages/train.py", label="Train a model", icon="🏋️")
+    st.info("There is no trained model yet. Train one, then come back and draw.", icon=":material/model_training:")
+    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
     st.stop()
 with st.sidebar:   # out of the drawing row's way: the canvas must fit a projector's screen
     offer_kmnist_model(choices)

@@ -15,21 +15,21 @@ from pages.helpers.run_picker import pick_run, usable_runs
 
 use_app_navigation()
 
-st.title("🔎 Evaluate")
+st.title(":material/query_stats: Evaluate")
 
 choices = usable_runs()
 offer_kmnist_model(choices)
 run = pick_run("Run", choices, key="evaluate_run")
 if run is None:
     st.info("There is no trained model yet.")
-    st.page_link("pages/train.py", label="Train one →", icon="🏋️")
+    st.page_link("pages/train.py", label="Train one →", icon=":material/model_training:")
     st.stop()
 
 record = run.record
 info = data.DATASETS.get(record.dataset.name)
 run_credit(run)
 if run.caveat:
-    st.warning(f"Not a finished model: {run.caveat}.", icon="⏹️")
+    st.warning(f"Not a finished model: {run.caveat}.", icon=":material/stop_circle:")
 
 
 def validation_metric(column) -> None:

@@ -37,7 +37,7 @@ def remember_click(chart_key: str, run_id: str) -> None:
         st.session_state["features_picked"] = (run_id, int(points[0]["customdata"][0]))
 
 
-st.title("🧭 Learned features")
+st.title(":material/scatter_plot: Learned features")
 run = pick_run("Run", usable_runs(), key="features_run")
 if run is None:
     st.info("No trained model yet: train one on the Train page.")

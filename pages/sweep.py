@@ -10,7 +10,8 @@ from pages.helpers.buttons import pressed
 from pages.helpers.formatting import literal
 from pages.helpers.identity import current_actor
 from pages.helpers.navigation import use_app_navigation
-from pages.helpers.settings import setting_input
+from pages.helpers.run_picker import PREFERRED_DATASET
+from pages.helpers.settings import FIELDS, setting_input
 
 use_app_navigation()
 
@@ -19,13 +20,13 @@ EXAMPLE_VALUES = {"lr": "1e-3, 3e-3, 1e-2", "batch_size": "32, 64, 128", "weight
                   "epochs": "1, 2, 4", "arch": "mlp, lenet, cnn_small", "optimizer": "adam, adamw, sgd",
                   "schedule": "none, onecycle, cosine", "val_fraction": "0.05, 0.1, 0.2"}
 
-st.title("🧪 Sweep a hyperparameter")
+st.title(":material/science: Sweep a hyperparameter")
 manager = job_manager()
 actor = current_actor()
 
 st.subheader("New sweep")
 left, right = st.columns(2)
-dataset = setting_input(left, "dataset", key="sweep_dataset", options=list(data.DATASETS),
+dataset = setting_input(left, "dataset", key="sweep_dataset", options=list(data.DATASETS), value=PREFERRED_DATASET,
                         format_func=lambda name: data.DATASETS[name].display_name)
 folder = left.text_input("…or the path of a folder of idx files", placeholder="/path/to/my-dataset", key="sweep_folder")
 arch = setting_input(right, "arch", key="sweep_arch", value="lenet", options=models.list_models(),
@@ -37,7 +38,8 @@ with right.expander("Base settings: every run starts from these"):
                                         (a, "optimizer"), (b, "schedule"))}
 
 param_col, values_col, repeats_col = st.columns([1, 2, 1])
-param = param_col.selectbox("Hyperparameter to sweep", sweeps.SWEEPABLE, key="sweep_param")
+param = param_col.selectbox("Hyperparameter to sweep", sweeps.SWEEPABLE, key="sweep_param",
+                            format_func=lambda name: FIELDS[name].metadata["label"])
 # One text box per hyperparameter, so switching back finds what was typed there.
 text = values_col.text_input("Values, separated by commas", EXAMPLE_VALUES[param], key=f"sweep_values_{param}")
 repeats = repeats_col.number_input("Repeats (seeds)", 1, 10, 1, key="sweep_repeats",
@@ -90,7 +92,7 @@ def sweep_results(jobs: list) -> None:
         show_progress(jobs)
     mine = all(access.may(actor, job.owner) for job in jobs if job.active)  # the engine refuses others too
     if any(job.active for job in jobs) and mine:
-        st.button("Stop sweep", icon="⏹️", key="stop_sweep", on_click=manager.stop_group, args=(group, actor),
+        st.button("Stop sweep", icon=":material/stop_circle:", key="stop_sweep", on_click=manager.stop_group, args=(group, actor),
                   help="Running and queued runs stop; finished runs stay.")
     # Each refresh scans the runs again: scan_runs re-reads only the records that changed.
     rows = sweeps.sweep_rows(runs.scan_runs()[0], group, metric)

@@ -16,7 +16,7 @@ from pages.helpers.formatting import duration, literal, when
 from pages.helpers.identity import current_actor
 from pages.helpers.live_updates import open_pages_note
 from pages.helpers.navigation import use_app_navigation
-from pages.helpers.run_picker import SELECTED_RUN, saved_runs, select_run
+from pages.helpers.run_picker import PREFERRED_DATASET, SELECTED_RUN, saved_runs, select_run
 from pages.helpers.settings import setting_input
 
 use_app_navigation()
@@ -26,7 +26,7 @@ JOB_PICKER = "train_job"  # the live panel's select box: its state is the watche
 DEFAULTS = TrainConfig()
 CHART_SECONDS = 5.0  # the chart is the costly part to redraw: the browser shares the CPU with training
 
-st.title("🏋️ Train")
+st.title(":material/model_training: Train")
 projector.toggle()
 live_area = projector.above_the_fold()  # projecting: the live jobs go first, above the form
 manager = job_manager()
@@ -46,7 +46,7 @@ def config_form() -> TrainConfig | None:
     """The trainer's settings; the defaults are the one-minute quick demo."""
     left, right = st.columns(2)
     dataset = setting_input(left, "dataset", key="train_dataset", options=[*data.DATASETS, OWN_DATA],
-                            format_func=dataset_label)
+                            value=PREFERRED_DATASET, format_func=dataset_label)
     if dataset == OWN_DATA:
         dataset = left.text_input("Folder of MNIST-format idx files", key="train_folder",
                                   help="train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
@@ -120,7 +120,7 @@ if pressed(st, "Start training", type="primary", disabled=config is None, key="t
 offer = st.session_state.get("download_offer")
 if offer:
     config, message = offer
-    st.warning(message, icon="📂")
+    st.warning(message, icon=":material/folder_open:")
     if st.button(f"Download {data.DATASETS[config.dataset].display_name} and train", key="train_download"):
         submit(config)  # the job downloads first (through torchvision, with a timeout), then trains
         st.rerun()
@@ -164,12 +164,12 @@ def show_progress(snapshots) -> None:
         st.warning(f"The run was stopped ({literal(snap.message)}). " + what_was_kept(snap, kept))
         if kept is not None:
             # Chosen on the click only: merely shown here, a broken-off run must not become every page's model.
-            if st.button("Evaluate what was kept →", icon="🔎", key=f"evaluate-{snap.id}", on_click=select_run,
+            if st.button("Evaluate what was kept →", icon=":material/query_stats:", key=f"evaluate-{snap.id}", on_click=select_run,
                          args=(snap.run_id,)):
                 st.switch_page("pages/evaluate.py")
     if snap.run_id and snap.status == "finished":
         select_run(snap.run_id)  # for the link
-        st.page_link("pages/evaluate.py", label="Evaluate this run →", icon="🔎")
+        st.page_link("pages/evaluate.py", label="Evaluate this run →", icon=":material/query_stats:")
 
 
 def kept_run(snap) -> runs.Run | None:
@@ -255,8 +255,8 @@ def saved_runs_table() -> None:
     run = found[rows[0]]
     select_run(run.id)
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-    c1.page_link("pages/evaluate.py", label=f"Evaluate {literal(run.display_name)} →", icon="🔎")
-    c1.page_link("pages/draw.py", label="Draw with it →", icon="✏️")
+    c1.page_link("pages/evaluate.py", label=f"Evaluate {literal(run.display_name)} →", icon=":material/query_stats:")
+    c1.page_link("pages/draw.py", label="Draw with it →", icon=":material/edit:")
     if run.shipped:
         c2.caption("📦 A model shipped with the app: part of the install, it cannot be renamed or deleted.")
         return

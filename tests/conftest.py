@@ -13,7 +13,7 @@ import pytest
 
 from kmnist_core import data
 
-SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+REAL_DATASETS = data.default_data_root()   # the real datasets, found as the app finds them
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"   # the browser tests' screenshots and logs
 IDX_NAMES = data.IDX_FILES
 
@@ -117,8 +117,8 @@ def make_run(config=None, test_accuracy: float | None = None, folder: str = "mad
     return runs.Run(Path(folder), record)
 
 
-needs_shared = pytest.mark.skipif(not (SHARED_DATASETS / "MNIST").is_dir(),
-                                  reason="../shared/datasets is not beside the checkout")
+needs_shared = pytest.mark.skipif(not (REAL_DATASETS / "MNIST").is_dir(),
+                                  reason=f"no real datasets at {REAL_DATASETS} (KMNIST_DATA_ROOT, else ../shared/datasets)")
 
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

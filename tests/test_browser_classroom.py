@@ -54,7 +54,7 @@ def page(browser):
 def cut_off_labels(page) -> list[str]:
     """The page links of the main area whose label is cut short (Streamlit ends it with an ellipsis)."""
     return page.evaluate("""() => [...document.querySelectorAll(
-            "[data-testid='stMain'] [data-testid='stPageLink-NavLink'] span")]
+            "[data-testid='stMain'] [data-testid='stPageLink-NavLink'] span:not([data-testid='stIconMaterial'])")]
         .filter(span => /[A-Za-z]/.test(span.textContent))   // the label, not the icon
         .filter(span => span.scrollWidth > span.clientWidth + 1)
         .map(span => span.textContent)""")

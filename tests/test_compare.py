@@ -94,6 +94,15 @@ def test_chart_builders_draw_one_trace_per_series():
     assert list(figure.data[0].error_y.array) == [0.01, 0.02]
     assert charts.sweep_errorbars([sweeps.Row("adam", 0.8, 0.0, 1)], "optimizer", "test_loss").layout.xaxis.type == "category"
 
+
+def test_a_sweeps_accuracy_axis_stays_within_0_and_100_percent_and_names_the_setting():
+    """Issue 18: error bars stretched the accuracy axis to 150%; the axis read the field's raw name."""
+    rows = [sweeps.Row(0.001, 0.99, 0.02, 3), sweeps.Row(0.01, 0.995, 0.03, 3)]
+    figure = charts.sweep_errorbars(rows, "lr", "test_accuracy")
+    low, high = figure.layout.yaxis.range
+    assert 0.9 < low < 0.97 and high == 1.0
+    assert figure.layout.xaxis.title.text == "Learning rate" and figure.layout.yaxis.title.text == "test accuracy"
+
     points = np.random.default_rng(0).normal(size=(30, 2))
     labels = np.arange(30) % 3
     figure = charts.embedding_scatter(points, labels, np.zeros(30, dtype=int), ["a", "b", "c"], indices=np.arange(30) + 100)

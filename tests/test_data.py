@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from kmnist_core import data
-from conftest import IDX_NAMES, SHARED_DATASETS, needs_shared, write_dataset, write_idx
+from conftest import IDX_NAMES, REAL_DATASETS, needs_shared, write_dataset, write_idx
 
 
 def test_registry_names_and_kmnist_classes():
@@ -296,9 +296,9 @@ def test_a_download_does_not_hold_up_other_datasets(tmp_path, data_root, trickli
 
 @needs_shared
 def test_shared_datasets_load():
-    mnist = data.load_dataset("mnist", SHARED_DATASETS)
+    mnist = data.load_dataset("mnist", REAL_DATASETS)
     assert mnist.train_images.shape == (60000, 28, 28) and mnist.test_images.shape == (10000, 28, 28)
-    kmnist = data.load_dataset("kmnist", SHARED_DATASETS)
+    kmnist = data.load_dataset("kmnist", REAL_DATASETS)
     assert len(kmnist.train_labels) == 60000 and len(kmnist.test_labels) == 10000
     assert kmnist.info.class_names == data.KMNIST_CLASSES
 

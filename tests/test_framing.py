@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SHARED_DATASETS, needs_shared
+from conftest import REAL_DATASETS, needs_shared
 from kmnist_core import drawing, framing
 from kmnist_core.framing import Framing
 
@@ -111,7 +111,7 @@ def median_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("name, floor", [("mnist", 0.95), ("kmnist", 0.95), ("fashion", 0.9)])
 def test_real_training_images_give_their_known_framing_and_test_images_survive_reframing(name, floor):
     from kmnist_core import data
-    dataset = data.load_dataset(name, SHARED_DATASETS, download=False)
+    dataset = data.load_dataset(name, REAL_DATASETS, download=False)
     learnt = framing.learn_framing(dataset.train_images)
     known = framing.KNOWN_FRAMINGS[name]
     assert (learnt.extent, learnt.centring) == (known.extent, known.centring)

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from conftest import SHARED_DATASETS, needs_shared
+from conftest import REAL_DATASETS, needs_shared
 from kmnist_core import data, junk, models, novelty, runs
 
 
@@ -97,7 +97,7 @@ def test_the_shipped_mnist_model_flags_junk_and_spares_real_digits():
     model = runs.load_model(run)
     stats = novelty.load_for_run(run.path, model)
     assert stats is not None, "the shipped models come with their novelty statistics"
-    dataset = data.load_dataset("mnist", SHARED_DATASETS, download=False)
+    dataset = data.load_dataset("mnist", REAL_DATASETS, download=False)
     assert stats.flags(model, dataset.test_images[:2000], run.normalization).float().mean() <= 0.02
     flagged = []
     for kind in junk.KINDS:

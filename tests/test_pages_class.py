@@ -36,7 +36,7 @@ def test_without_a_class_key_nothing_is_asked(app_env, monkeypatch):
     monkeypatch.delenv(access.CLASS_KEY_ENV, raising=False)
     at = open_page()
     assert not at.exception and not at.text_input
-    assert at.title[0].value == "✍️ KMNIST Lab" and not any("Signed in" in c.value for c in at.sidebar.caption)
+    assert at.title[0].value == ":material/draw: KMNIST Lab" and not any("Signed in" in c.value for c in at.sidebar.caption)
 
 
 def test_with_a_class_key_a_browser_names_itself_and_the_teacher_gives_the_key(class_env):

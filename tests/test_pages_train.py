@@ -17,7 +17,7 @@ def wait_for_jobs():
 def test_home_shows_device_datasets_and_missing_data_message(app_env):
     at = open_page()
     assert not at.exception
-    assert at.title[0].value == "✍️ KMNIST Lab"
+    assert at.title[0].value == ":material/draw: KMNIST Lab"
     assert at.metric[0].value.startswith(("CPU", "CUDA", "Apple"))
     # synthetic MNIST is present, Fashion-MNIST is not: its tab explains where to put the files
     assert any("Fashion-MNIST is not in" in w.value and "KMNIST_DATA_ROOT" in w.value for w in at.warning)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATASETS, needs_shared
+from conftest import REAL_DATASETS, needs_shared
 from kmnist_core import data, evaluation, runs
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -34,7 +34,7 @@ def test_a_shipped_model_loads_and_is_documented(name):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_a_shipped_model_scores_what_it_states(name):
     run = runs.load_run(name, CHECKPOINTS)
-    dataset = data.load_dataset(run.record.dataset.name, SHARED_DATASETS, download=False)
+    dataset = data.load_dataset(run.record.dataset.name, REAL_DATASETS, download=False)
     _, accuracy = evaluation.loss_and_accuracy(runs.load_model(run), dataset.test_images, dataset.test_labels,
                                                run.normalization)
     assert accuracy == pytest.approx(run.test_accuracy, abs=1e-4)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SHARED_DATASETS, needs_shared
+from conftest import REAL_DATASETS, needs_shared
 from kmnist_core import framing, strokes
 
 
@@ -119,7 +119,7 @@ def test_redrawn_test_set_redraws_every_image_at_every_pen_width():
 @needs_shared
 def test_the_shipped_mnist_model_reads_augmented_and_redrawn_digits():
     from kmnist_core import data, evaluation, runs
-    dataset = data.load_dataset("mnist", SHARED_DATASETS, download=False)
+    dataset = data.load_dataset("mnist", REAL_DATASETS, download=False)
     run = runs.load_run("shipped-mnist-resnet", runs_dir="checkpoints")
     model = runs.load_model(run)
     images, labels = dataset.test_images[:300], dataset.test_labels[:300]
@@ -136,7 +136,7 @@ def test_the_shipped_mnist_model_reads_augmented_and_redrawn_digits():
 def test_the_stroke_trained_kana_flagship_reads_redrawn_characters():
     # Measured on 5,000 re-drawn characters: 95.5% (the flagship before --strokes: 89.4%).
     from kmnist_core import data, evaluation, runs
-    dataset = data.load_dataset("kmnist", SHARED_DATASETS, download=False)
+    dataset = data.load_dataset("kmnist", REAL_DATASETS, download=False)
     run = runs.load_run("shipped-kmnist-resnet", runs_dir="checkpoints")
     assert run.config.strokes > 0
     model = runs.load_model(run)

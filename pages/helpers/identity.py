@@ -74,7 +74,7 @@ def _cookie(name: str) -> str:
 
 
 def _sign_in(key: str) -> None:
-    st.title("✍️ KMNIST Lab")
+    st.title(":material/draw: KMNIST Lab")
     with st.form("sign_in"):
         st.markdown("**This app is running a class.** Type the name your class knows you by; this browser "
                     "remembers it.")

@@ -27,7 +27,7 @@ ENDINGS = {"finished": ("✅", "finished"), "stopped": ("⏹️", "was stopped")
 def keep_lists_live(actor: Actor) -> None:
     """Call once per run of the app, before the page: shows pending notices, then polls."""
     for notice in st.session_state.pop(NOTICES, []):
-        st.toast(notice, icon="🔔")
+        st.toast(notice, icon=":material/notifications:")
     _remember_my_jobs(actor)
 
     @st.fragment(run_every=POLL_SECONDS)

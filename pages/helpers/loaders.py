@@ -25,7 +25,7 @@ def try_load_dataset(name: str, root: str | None = None) -> data.RawDataset | No
     try:
         return data.load_dataset(name, root, download=False)
     except data.DatasetUnavailable as error:
-        st.warning(str(error), icon="📂")
+        st.warning(str(error), icon=":material/folder_open:")
     except Exception as error:  # noqa: BLE001 - a damaged file can fail in any way
         _explain(f"The dataset {name} cannot be read", error)
     return None
@@ -51,7 +51,7 @@ def dataset_gone(run: runs.Run) -> str | None:
 def try_load_run_dataset(run: runs.Run) -> data.RawDataset | None:
     """The dataset a run was trained on, or None after showing why it is not available."""
     if gone := dataset_gone(run):
-        st.info(gone, icon="🗄️")
+        st.info(gone, icon=":material/inventory_2:")
         return None
     return try_load_dataset(run.record.dataset.name, data_root_of(run))
 
@@ -83,12 +83,12 @@ def _cached_report(key: tuple, data_root: str | None) -> evaluation.Report:
 def evaluation_on_test_set(run: runs.Run) -> evaluation.Report | None:
     """The run's evaluation on its test set, cached per weights file so coming back is instant."""
     if gone := dataset_gone(run):
-        st.info(gone, icon="🗄️")
+        st.info(gone, icon=":material/inventory_2:")
         return None
     try:
         return _cached_report(runs.cache_key(run), data_root_of(run))
     except data.DatasetUnavailable as error:
-        st.warning(f"The test set of this run's dataset is not available: {error}", icon="📂")
+        st.warning(f"The test set of this run's dataset is not available: {error}", icon=":material/folder_open:")
     except runs.CheckpointError as error:
         st.error(f"This model cannot be loaded: {error}")
     except Exception as error:  # noqa: BLE001

@@ -78,4 +78,4 @@ def _say_what_happened(gone: str, fallback: runs.Run) -> None:
     event = live.run_event(gone)
     if event is not None and event.action == "deleted":
         st.info(f"This model was deleted by {literal(event.by)}; showing {literal(fallback.display_name)}.",
-                icon="🗑️")
+                icon=":material/delete:")

@@ -37,5 +37,5 @@ def setting_input(container, name: str, *, key: str, value=None, slider: bool = 
     number = container.number_input(label, value=value, step=meta["step"], key=key, help=help,
                                     format=number_format if kind is float else None)
     if not meta["min"] <= number <= meta["max"]:
-        container.error(f"{label} must be between {meta['min']:g} and {meta['max']:g}.", icon="🚫")
+        container.error(f"{label} must be between {meta['min']:g} and {meta['max']:g}.", icon=":material/block:")
     return number
