@@ -74,6 +74,9 @@ def training_curves(history: list, steps: list[tuple[int, float]] | None = None,
     fig.update_yaxes(type="log", **log_ticks(losses), row=1, col=1)
     fig.update_yaxes(tickformat=".1%", row=1, col=2)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    if not history:  # a run stopped, or diverged, before its first epoch ended: say so, not an empty frame
+        fig.add_annotation(text="no epoch ended" + (": the loss per step is all there is" if steps else ""),
+                           xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font=dict(size=14))
     return fig
 
 
@@ -145,9 +148,10 @@ def compare_curves(curves: dict[str, tuple[list[float], list[float]]], metric: s
                       xaxis_title=CURVE_TITLES.get(x, x), legend=dict(orientation="h", y=-0.25))
     if metric.endswith("accuracy"):
         fig.update_yaxes(tickformat=".1%")
-    if x == "epoch":  # whole epochs only, about ten ticks at most
+    if x == "epoch":  # whole epochs only, about ten ticks at most, and half an epoch's room at each end
+        first = min((min(xs) for xs, _ in curves.values() if xs), default=1)
         last = max((max(xs) for xs, _ in curves.values() if xs), default=1)
-        fig.update_xaxes(dtick=max(1, math.ceil(last / 10)))
+        fig.update_xaxes(dtick=max(1, math.ceil(last / 10)), range=[first - 0.5, last + 0.5])
     return fig
 
 
@@ -162,8 +166,13 @@ def _grouped_bars(series: dict[str, list[float]], class_names: list[str], percen
 
 
 def per_class_bars(accuracies: dict[str, list[float]], class_names: list[str]) -> go.Figure:
-    """Per-class accuracy of several runs side by side (one bar group per class, one colour per run)."""
-    return _grouped_bars(accuracies, class_names, percent=True)
+    """Per-class accuracy of several runs side by side (one bar group per class, one colour per run),
+    the axis starting a little below the weakest class: on a 0-100% axis, 97% and 99% look alike."""
+    fig = _grouped_bars(accuracies, class_names, percent=True)
+    lowest = min((min(values) for values in accuracies.values() if len(values)), default=0.0)
+    floor = max(0.0, lowest - max(0.02, (1.0 - lowest) * 0.25))
+    fig.update_yaxes(range=[floor, 1.0], tickformat=".1%" if floor > 0.9 else ".0%")
+    return fig
 
 
 def class_balance(counts: dict[str, list[int]], class_names: list[str]) -> go.Figure:

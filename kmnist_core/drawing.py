@@ -10,6 +10,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -30,7 +31,11 @@ WORKING_SIDE = 1024              # larger pictures are shrunk to this first: the
 # The file types the page offers, and the only decoders an upload is given to: Pillow would
 # otherwise try every plugin it has, and hand an EPS named .png to Ghostscript.
 UPLOAD_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "gif": "GIF", "bmp": "BMP", "webp": "WEBP",
-                  "tif": "TIFF", "tiff": "TIFF"}
+                  "tif": "TIFF", "tiff": "TIFF", "heic": "HEIF", "heif": "HEIF"}
+# HEIC, the iPhone camera's format, through the maintained pillow-heif plugin (libheif). Its photos
+# are 12 megapixels, decoded as 8-bit RGB at 3 bytes a pixel.
+pillow_heif.register_heif_opener(thumbnails=False)
+MAX_HEIF_PIXELS = 13_000_000
 MIN_INK_SHARE = 0.0005      # fewer ink pixels than this share of the image: a speck, not a character
 MIN_INK_EXTENT = 0.04       # an ink box shorter than this share of the image's side: a dot
 MIN_STROKE_WIDTHS = 3       # a character spans at least this many stroke widths; less is a dot or a dash
@@ -55,10 +60,10 @@ def read_image_bytes(data: bytes) -> np.ndarray:
         if getattr(image, "n_frames", 1) > 1:
             raise ImageProblem("Animated images are not supported: upload a single still image.")
         image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))  # JPEG: decode at a reduced scale, much faster
-        if image.width * image.height > MAX_DECODED_PIXELS:  # the size it will be decoded at
+        limit = MAX_HEIF_PIXELS if image.format == "HEIF" else MAX_DECODED_PIXELS
+        if image.width * image.height > limit:  # the size it will be decoded at
             raise ImageProblem(f"The image is {image.width}x{image.height} pixels; the limit is "
-                               f"{MAX_DECODED_PIXELS // 1_000_000} megapixels. Crop it to the character or "
-                               f"shrink it first.")
+                               f"{limit // 1_000_000} megapixels. Crop it to the character or shrink it first.")
         image.load()
     except ImageProblem:
         raise

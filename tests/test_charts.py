@@ -38,3 +38,11 @@ def test_the_pixel_histogram_writes_its_log_ticks_out_too():
     axis = charts.pixel_histogram({"train": shares}).layout.yaxis
     assert [float(t) for t in axis.ticktext] == pytest.approx(axis.tickvals)
     assert all("e" not in t for t in axis.ticktext) and math.isclose(min(axis.tickvals), 1e-5)
+
+
+def test_curves_of_a_run_that_ended_before_its_first_epoch_say_so():
+    """Issue 18: the loss charts of stopped or diverged runs looked empty."""
+    empty = charts.training_curves([])
+    assert [a.text for a in empty.layout.annotations if a.text.startswith("no epoch")] == ["no epoch ended"]
+    early = charts.training_curves([], steps=[(1, 2.3), (2, 2.1)], steps_per_epoch=10, total_steps=100)
+    assert any("loss per step" in a.text for a in early.layout.annotations)

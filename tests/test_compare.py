@@ -95,6 +95,15 @@ def test_chart_builders_draw_one_trace_per_series():
     assert charts.sweep_errorbars([sweeps.Row("adam", 0.8, 0.0, 1)], "optimizer", "test_loss").layout.xaxis.type == "category"
 
 
+def test_compare_charts_show_every_point_and_tell_close_accuracies_apart():
+    """Issue 18: the first epoch's point was cut off; per-class bars on a 0-100% axis all looked alike."""
+    curves = charts.compare_curves({"a": ([1, 2, 3], [0.5, 0.6, 0.7])}, "val_accuracy")
+    assert list(curves.layout.xaxis.range) == [0.5, 3.5]
+    bars = charts.per_class_bars({"a": [0.97, 0.99], "b": [0.98, 0.995]}, ["x", "y"])
+    low, high = bars.layout.yaxis.range
+    assert 0.9 < low < 0.97 and high == 1.0
+
+
 def test_a_sweeps_accuracy_axis_stays_within_0_and_100_percent_and_names_the_setting():
     """Issue 18: error bars stretched the accuracy axis to 150%; the axis read the field's raw name."""
     rows = [sweeps.Row(0.001, 0.99, 0.02, 3), sweeps.Row(0.01, 0.995, 0.03, 3)]

@@ -233,3 +233,15 @@ def test_only_small_or_faint_drawings_are_called_so(strokes, expected, framing_n
     image = canvas(strokes)
     image28 = drawing.prepare_drawing(image, framing.KNOWN_FRAMINGS[framing_name])
     assert drawing.small_or_faint(image, image28) == expected
+
+
+def test_a_heic_photo_reads_like_any_other():
+    """Issue 18: HEIC photos (iPhones' default) were refused by the Draw page's upload."""
+    assert drawing.UPLOAD_FORMATS["heic"] == "HEIF"
+    picture = np.full((240, 320, 3), 235, np.uint8)
+    picture[60:180, 150:170] = 15                      # a dark bar on light paper: a "1"
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="HEIF", quality=90)
+    image = drawing.read_image_bytes(buffer.getvalue())
+    assert image.shape[:2] == (240, 320)
+    assert image[120, 160].mean() < 80 and image[20, 20].mean() > 180   # lossy, but the same picture
