@@ -20,9 +20,13 @@ DEADLINE = 300  # seconds for a tiny job, queueing and worker start-up included
 
 @pytest.fixture(scope="module", autouse=True)
 def local_cluster():
-    ray.init(num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
+    # Ray starts its workers at nice 15, so that they yield to a lab machine's own users: on a CI
+    # machine busy with other CPU-bound work they then got almost no processor time at all.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_worker_niceness", "0")
+        ray.init(num_cpus=2, include_dashboard=False)
+        yield
+        ray.shutdown()
 
 
 @pytest.fixture
