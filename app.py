@@ -28,12 +28,12 @@ def home() -> None:
     ready = runs.best_run(usable_runs(), PREFERRED_DATASET)
     draw_col, train_col = st.columns(2)
     if ready is not None and ready.is_complete:
-        draw_col.page_link(PAGES[3], label=f"Draw a character: {literal(ready.record.dataset.display_name)} model ready")
+        draw_col.page_link(DRAW, label=f"Draw a character: {literal(ready.record.dataset.display_name)} model ready")
         draw_col.caption(f"The Draw page opens on {literal(ready.display_name)} ({ready.config.arch}): it answers as "
                          "you draw.")
     else:
         draw_col.caption("No model is ready to draw with yet: train one first.")
-    train_col.page_link(PAGES[1], label="Train your own model and watch it learn")
+    train_col.page_link(TRAIN, label="Train your own model and watch it learn")
     train_col.caption("Pick a dataset and an architecture, start it, and see the curves grow as it learns.")
 
     device = training.pick_device("auto")
@@ -65,34 +65,33 @@ def home() -> None:
 
 SHOWN_DATASETS = ("kmnist", "mnist", "fashion")
 
-PAGES = [
-    st.Page(home, title="Home", icon=":material/home:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/query_stats:"),
-    st.Page("pages/draw.py", title="Draw", icon=":material/edit:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/bar_chart:"),
-    st.Page("pages/sweep.py", title="Sweep", icon=":material/science:"),
-    st.Page("pages/dataset.py", title="Data", icon=":material/dataset:", url_path="data"),
-    st.Page("pages/features.py", title="Features", icon=":material/scatter_plot:"),
-    st.Page("pages/class_gallery.py", title="Class", icon=":material/gallery_thumbnail:", url_path="class"),
-    # The teacher's page: listed only when a class key is set.
-    st.Page("pages/class_settings.py", title="Class settings", icon=":material/school:", url_path="class-settings",
-            visibility="visible" if in_class() else "hidden"),
-]
+HOME = st.Page(home, title="Home", icon=":material/home:", default=True)
+TRAIN = st.Page("pages/train.py", title="Train", icon=":material/model_training:")
+EVALUATE = st.Page("pages/evaluate.py", title="Evaluate", icon=":material/query_stats:")
+DRAW = st.Page("pages/draw.py", title="Draw", icon=":material/edit:")
+COMPARE = st.Page("pages/compare.py", title="Compare", icon=":material/bar_chart:")
+SWEEP = st.Page("pages/sweep.py", title="Sweep", icon=":material/science:")
+DATA = st.Page("pages/dataset.py", title="Data", icon=":material/dataset:", url_path="data")
+FEATURES = st.Page("pages/features.py", title="Features", icon=":material/scatter_plot:")
+CLASS = st.Page("pages/class_gallery.py", title="Class", icon=":material/gallery_thumbnail:", url_path="class")
+# The teacher's page: listed only when a class key is set.
+CLASS_SETTINGS = st.Page("pages/class_settings.py", title="Class settings", icon=":material/school:",
+                         url_path="class-settings", visibility="visible" if in_class() else "hidden")
+PAGES = [HOME, TRAIN, EVALUATE, DRAW, COMPARE, SWEEP, DATA, FEATURES, CLASS, CLASS_SETTINGS]
 PAGE_BLURBS = [
-    (PAGES[1], "Train a model, watch it learn"),
-    (PAGES[2], "Evaluate: what it gets wrong"),
-    (PAGES[3], "Draw a character to classify"),
-    (PAGES[4], "Compare runs side by side"),
-    (PAGES[5], "Sweep a hyperparameter"),
-    (PAGES[6], "Explore a dataset"),
-    (PAGES[7], "See the learned features"),
+    (TRAIN, "Train a model, watch it learn"),
+    (EVALUATE, "Evaluate: what it gets wrong"),
+    (DRAW, "Draw a character to classify"),
+    (COMPARE, "Compare runs side by side"),
+    (SWEEP, "Sweep a hyperparameter"),
+    (DATA, "Explore a dataset"),
+    (FEATURES, "See the learned features"),
 ]
 
 
 def old_data_link() -> None:
     """/dataset, the Data page's address before it was /data: bookmarks still arrive there."""
-    st.switch_page(PAGES[6])
+    st.switch_page(DATA)
 
 
 page = st.navigation([*PAGES, st.Page(old_data_link, title="Data", url_path="dataset", visibility="hidden")])

@@ -80,10 +80,6 @@ class DatasetInfo:
         """Whether torchvision can fetch it (a user's folder of idx files cannot be)."""
         return self.torchvision_class is not None
 
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return (28, 28)
-
 
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info for info in [

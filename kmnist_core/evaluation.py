@@ -84,12 +84,6 @@ class Report:
     f1: np.ndarray
     support: np.ndarray
 
-    @property
-    def confusion_normalized(self) -> np.ndarray:
-        """Each row divided by its count: the share of each true class given each prediction."""
-        rows = self.confusion.sum(axis=1, keepdims=True)
-        return self.confusion / np.maximum(rows, 1)
-
     def confused_pairs(self, top: int = 10) -> list[ConfusedPair]:
         """Unordered class pairs ranked by how often they are mistaken for each other, both ways."""
         c = self.confusion
