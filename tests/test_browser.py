@@ -91,11 +91,11 @@ def test_a_deep_link_opens_inside_the_apps_navigation(app_url, page):
     expect(page.locator(CANVAS)).to_be_visible(timeout=60_000)
     page.screenshot(path=ARTIFACTS / "draw-deep-link.png")
     nav = page.get_by_test_id("stSidebarNav")
-    expect(nav.get_by_text("Home", exact=True)).to_be_visible(timeout=5_000)
+    expect(nav.get_by_text("Home", exact=True)).to_be_visible(timeout=120_000)
     expect(nav.get_by_test_id("stSidebarNavLink")).to_have_count(9)  # app.py's pages, no helper module
     # and the page works from there: a stroke gets a prediction
     draw(page, page.locator(CANVAS), [(0.5, 0.15), (0.5, 0.85)])
-    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=120_000)
 
 
 def test_draw_a_stroke_and_see_the_prediction(app_url, page):
@@ -108,7 +108,7 @@ def test_draw_a_stroke_and_see_the_prediction(app_url, page):
 
     draw(page, canvas, [(0.25, 0.2), (0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)])  # a 7
 
-    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=120_000)
     # the answer: a class and how sure, or (this model knows only synthetic patterns) "not one of my classes"
     expect(page.get_by_text(re.compile(r"^(\d+% sure|Closest: .*)$"))).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_have_count(1)
@@ -119,7 +119,7 @@ def test_draw_a_stroke_and_see_the_prediction(app_url, page):
     page.screenshot(path=ARTIFACTS / "draw.png", full_page=True)
 
     page.get_by_role("button", name="Clear").click()
-    expect(page.get_by_text("a blank canvas or a speck of ink gets no guess")).to_be_visible(timeout=15_000)
+    expect(page.get_by_text("a blank canvas or a speck of ink gets no guess")).to_be_visible(timeout=120_000)
     expect(page.locator(".js-plotly-plot")).to_have_count(0)
     assert not page.js_errors, page.js_errors
 
@@ -140,18 +140,18 @@ def test_upload_a_photo_or_a_broken_file(app_url, page):
     page.goto(app_url + "/draw")
     page.get_by_text("Upload a photo").click()
     upload = page.locator("input[type=file]")
-    expect(upload).to_have_count(1, timeout=15_000)
+    expect(upload).to_have_count(1, timeout=120_000)
     expect(page.get_by_text(re.compile(r"10\s?MB per file"))).to_be_visible()   # the app's limit, not Streamlit's 200
 
     upload.set_input_files(files=[{"name": "scan.png", "mimeType": "image/png", "buffer": b"%PDF-1.4 not an image"}])
-    expect(page.get_by_test_id("stAlertContentError")).to_contain_text("not an image", timeout=15_000)
+    expect(page.get_by_test_id("stAlertContentError")).to_contain_text("not an image", timeout=120_000)
     expect(page.get_by_test_id("stException")).to_have_count(0)
     expect(page.locator(".js-plotly-plot")).to_have_count(0)
 
     paper = np.full((400, 300), 225, dtype=np.uint8)      # a dark "1" on light paper
     paper[60:340, 135:165] = 25
     upload.set_input_files(files=[{"name": "one.png", "mimeType": "image/png", "buffer": png_bytes(paper)}])
-    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=15_000)
+    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=120_000)
     expect(page.locator(".js-plotly-plot")).to_have_count(1)
     no_error_boxes(page)
     page.wait_for_timeout(500)
@@ -246,7 +246,7 @@ def seen_image(page, url: str, before: str | None = None):
 
     import numpy as np
     from PIL import Image
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120   # a generous bound on a busy machine: the loop waits on the page's state
     while (src := seen_source(page)) in (None, before):
         assert time.monotonic() < deadline, "the page did not show a new 28x28 image"
         page.wait_for_timeout(100)
@@ -286,8 +286,11 @@ def correlation(a, b) -> float:
 
 
 def clear(page) -> None:
+    """Clear the canvas and wait until the page has drawn its blank state: the old 28x28 image gone
+    too (while the page reruns, its elements of the last drawing can still stand beside the new ones)."""
     page.get_by_role("button", name="Clear").click()
-    expect(page.get_by_text("a blank canvas or a speck of ink gets no guess")).to_be_visible(timeout=15_000)
+    expect(page.get_by_text("a blank canvas or a speck of ink gets no guess")).to_be_visible(timeout=120_000)
+    expect(page.get_by_test_id("stImage").filter(has_text=re.compile("^28x28"))).to_have_count(0, timeout=120_000)
 
 
 # A stroke from each region of the canvas towards the middle and on: the corners, the edges'
@@ -313,10 +316,11 @@ def test_strokes_started_anywhere_arrive_whole(app_url, page):
         shown = seen_image(page, app_url)
         assert correlation(shown, expected_image(points)) > 0.9, f"the stroke from {start} did not arrive whole"
     # right after Clear, at once, at the bottom, where the old Clear button's tooltip opened over the canvas
+    shown = seen_source(page)
     page.get_by_role("button", name="Clear").click()
     points = [(0.3, 0.97), (0.5, 0.6), (0.7, 0.97)]
     draw(page, canvas, points)
-    assert correlation(seen_image(page, app_url), expected_image(points)) > 0.9
+    assert correlation(seen_image(page, app_url, before=shown), expected_image(points)) > 0.9
     no_error_boxes(page)
     assert not page.js_errors, page.js_errors
 
@@ -355,7 +359,7 @@ def test_a_finger_draws_too(app_url, browser):
         canvas = open_draw(page, app_url)
         box = canvas.bounding_box()
         page.touchscreen.tap(box["x"] + 0.9 * box["width"], box["y"] + 0.05 * box["height"])  # the top-right band
-        expect(page.get_by_text("only a dot or a dash")).to_be_visible(timeout=15_000)       # the tap arrived
+        expect(page.get_by_text("only a dot or a dash")).to_be_visible(timeout=120_000)       # the tap arrived
         clear(page)
         points = [(0.9, 0.05), (0.5, 0.3), (0.5, 0.9)]
         touch_stroke(page, canvas, points)
@@ -386,7 +390,7 @@ def test_the_draw_page_fits_a_projector(app_url, browser, width, height, theme):
 
         draw(page, canvas, [(0.25, 0.2), (0.75, 0.2), (0.6, 0.45), (0.5, 0.65), (0.42, 0.85)])
         seen = page.get_by_test_id("stImage").filter(has_text=re.compile("^28x28"))
-        expect(seen).to_be_visible(timeout=30_000)
+        expect(seen).to_be_visible(timeout=120_000)
         answer = page.locator(".draw-answer")
         expect(answer).to_be_visible()
         for element in (seen, answer):

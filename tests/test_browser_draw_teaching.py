@@ -52,7 +52,7 @@ def scribble_a_blot(page, canvas) -> None:
 def test_a_flagged_drawing_shows_its_closest_class_in_the_training_set(app_url, page):
     canvas = open_draw(page, app_url)
     scribble_a_blot(page, canvas)
-    expect(page.get_by_text("Not one of my classes?")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Not one of my classes?")).to_be_visible(timeout=120_000)
     strip = page.get_by_test_id("stImage").filter(has_text=re.compile(r"^Kuzushiji-MNIST's .+ looks like these"))
     expect(strip).to_be_visible()
     expect(strip.locator("img")).to_have_js_property("complete", True)
@@ -74,9 +74,9 @@ def test_look_inside_shows_each_layer_for_the_drawing(app_url, page, arch, first
     canvas = open_draw(page, app_url)
     choose_model(page, arch)
     draw(page, page.locator(CANVAS), [(0.3, 0.15), (0.3, 0.85), (0.75, 0.85)])
-    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Prediction", exact=True)).to_be_visible(timeout=120_000)
     page.get_by_text("Look inside the model").click()
-    expect(page.get_by_text(f"Layer 1 · {first_layer}")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(f"Layer 1 · {first_layer}")).to_be_visible(timeout=120_000)
     expect(page.get_by_text(re.compile(f"^{kind}")).first).to_be_visible()
     expect(page.get_by_text("Which classes each layer pushes towards")).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_have_count(3)          # the probabilities and the two pushes
@@ -85,7 +85,7 @@ def test_look_inside_shows_each_layer_for_the_drawing(app_url, page, arch, first
     first = first.locator("img")
     before = first.get_attribute("src")
     draw(page, canvas, [(0.3, 0.15), (0.8, 0.15)])
-    expect(first).not_to_have_attribute("src", before, timeout=30_000)
+    expect(first).not_to_have_attribute("src", before, timeout=120_000)
     no_error_boxes(page)
     page.screenshot(path=ARTIFACTS / f"draw-inside-{arch}.png", full_page=True)
     assert not page.js_errors, page.js_errors
