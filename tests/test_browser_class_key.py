@@ -37,6 +37,7 @@ def app_url(tmp_path_factory):
     data_root = tmp_path_factory.mktemp("class_data")
     runs_dir = tmp_path_factory.mktemp("class_runs")
     write_dataset(data_root / "MNIST", n_train=1500, n_test=300)
+    write_dataset(data_root / "KMNIST", n_train=1500, n_test=300, seed=10)  # the Train page's default
     trained = training.train(TrainConfig(dataset="mnist", arch="lenet", epochs=2, data_root=str(data_root),
                                          device="cpu"), runs_dir=tmp_path_factory.mktemp("class_trained"))
     for minutes, folder, owner, name, accuracy in ((3, "hostile", "Aiko", HOSTILE_RUN, 0.99),
