@@ -26,8 +26,8 @@ actor = current_actor()
 
 st.subheader("New sweep")
 left, right = st.columns(2)
-dataset = setting_input(left, "dataset", key="sweep_dataset", options=list(data.DATASETS), value=PREFERRED_DATASET,
-                        format_func=lambda name: data.DATASETS[name].display_name)
+dataset = setting_input(left, "dataset", key="sweep_dataset", options=list(data.DATASETS),
+                        value=PREFERRED_DATASET, format_func=lambda name: data.DATASETS[name].display_name)
 folder = left.text_input("…or the path of a folder of idx files", placeholder="/path/to/my-dataset", key="sweep_folder")
 arch = setting_input(right, "arch", key="sweep_arch", value="lenet", options=models.list_models(),
                      format_func=lambda name: f"{name}: {models.MODELS[name].description}")
@@ -92,8 +92,8 @@ def sweep_results(jobs: list) -> None:
         show_progress(jobs)
     mine = all(access.may(actor, job.owner) for job in jobs if job.active)  # the engine refuses others too
     if any(job.active for job in jobs) and mine:
-        st.button("Stop sweep", icon=":material/stop_circle:", key="stop_sweep", on_click=manager.stop_group, args=(group, actor),
-                  help="Running and queued runs stop; finished runs stay.")
+        st.button("Stop sweep", icon=":material/stop_circle:", key="stop_sweep", on_click=manager.stop_group,
+                  args=(group, actor), help="Running and queued runs stop; finished runs stay.")
     # Each refresh scans the runs again: scan_runs re-reads only the records that changed.
     rows = sweeps.sweep_rows(runs.scan_runs()[0], group, metric)
     if any(row.mean is not None for row in rows):
