@@ -137,10 +137,10 @@ def test_a_sweep_goes_to_the_cluster_at_once_and_runs_side_by_side(config, runs_
     assert all(job.device == "cluster CPUs" for job in jobs)
     assert all(manager.wait(job, timeout=DEADLINE) for job in jobs)
     assert [job.status for job in jobs] == ["finished"] * 4, [job.message for job in jobs]
-    # Queued in one queue at once (none had started a moment after submission), then two at a time.
+    # Queued in one queue at once (none had started a moment after submission). That two train at a
+    # time is shown by the Stop test's two long jobs: tiny ones like these can finish, on a busy
+    # machine, before the second worker has started.
     assert positions == [1, 2, 3, 4]
-    overlaps = [a.started < b.ended and b.started < a.ended for a in jobs for b in jobs if a is not b]
-    assert any(overlaps)
     assert len({job.run_id for job in jobs}) == 4
     assert sorted(run.config.seed for run in runs.list_runs(runs_dir)) == [0, 1, 2, 3]
 
