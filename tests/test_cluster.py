@@ -129,7 +129,7 @@ def test_a_worker_killed_mid_run_fails_its_job_and_marks_its_run(config, runs_di
     assert run.has_weights and run.record.best_epoch >= 1 and runs.load_model(run)  # its last saved epoch, whole
 
 
-def test_a_sweep_goes_to_the_cluster_at_once_and_runs_side_by_side(config, runs_dir):
+def test_a_sweep_goes_to_the_cluster_at_once(config, runs_dir):
     manager = cluster_manager(runs_dir)
     sweep = [dataclasses.replace(config, arch="lenet", seed=seed, group="sweep") for seed in range(4)]
     jobs = manager.submit_many(sweep)
