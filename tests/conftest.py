@@ -212,8 +212,12 @@ def skip_without_browser():
     if not CHROMIUM.exists():
         pytest.skip(f"the browser tests drive Debian's Chromium at {CHROMIUM}, which is not installed "
                     "(apt-get install chromium)", allow_module_level=True)
-    return pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright for Python "
-                               "(pip install playwright; the browser itself is Debian's Chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright for Python "
+                                   "(pip install playwright; the browser itself is Debian's Chromium)")
+    # Every expect waits on the page's state; its bound is a busy machine's (Playwright's default, 5 s,
+    # failed tests whenever other work shared the processor).
+    sync_api.expect.set_options(timeout=120_000)
+    return sync_api
 
 
 @contextlib.contextmanager

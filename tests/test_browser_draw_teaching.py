@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import ARTIFACTS, browser_page, serving, skip_without_browser
+from conftest import ARTIFACTS, browser_page, serving, skip_without_browser, until
 from test_browser import CANVAS, draw, no_error_boxes, open_draw
 
 expect = skip_without_browser().expect
@@ -59,8 +59,9 @@ def test_a_flagged_drawing_shows_its_closest_class_in_the_training_set(app_url, 
     size = strip.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert size[0] > 4 * 28 and size[1] > 2 * 28, size                             # eight examples, two rows of four
     expect(page.get_by_text("larger")).to_have_count(0)                            # big and bold: no such advice
-    page.get_by_test_id("stExpander").get_by_text("How to write these").click()
-    expect(page.get_by_text("three of its cursive forms")).to_be_visible()
+    panel = page.get_by_test_id("stExpander").get_by_text("How to write these")
+    shown = page.get_by_text("three of its cursive forms")
+    until(lambda: None if shown.is_visible() else panel.click(), lambda ms: expect(shown).to_be_visible(timeout=ms))
     no_error_boxes(page)
     page.screenshot(path=ARTIFACTS / "draw-flagged.png", full_page=True)
     assert not page.js_errors, page.js_errors
